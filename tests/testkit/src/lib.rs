@@ -1,0 +1,60 @@
+//! Test support shared by every crate's tests and benchmarks: finds the project's tools
+//! (installed by `scripts/setup`), starts real nats-server processes with generated configs on
+//! free loopback ports, kills and restarts them.
+
+#![allow(clippy::unwrap_used)]
+
+mod nats;
+
+pub use nats::{NatsCluster, NatsOptions, NatsServer};
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The checkout's root directory.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Where `scripts/setup` installs tools: `$ACCORD_TOOLS_DIR`, or `.tools/` in the checkout.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("ACCORD_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".tools"))
+}
+
+/// The nats-server binary to test against: `$ACCORD_NATS_SERVER`, or the one `scripts/setup`
+/// installed. Panics with the fix when there is none.
+pub fn nats_server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("ACCORD_NATS_SERVER") {
+        return PathBuf::from(p);
+    }
+    let p = tools_dir().join("bin/nats-server");
+    assert!(
+        p.exists(),
+        "no nats-server at {}: run scripts/setup (the test command does)",
+        p.display()
+    );
+    p
+}
+
+/// `python3` with the test clients `scripts/setup` installed on its path.
+pub fn python() -> Command {
+    let mut c = Command::new("python3");
+    c.env("PYTHONPATH", tools_dir().join("python"));
+    c.env("PYTHONDONTWRITEBYTECODE", "1");
+    c
+}
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
