@@ -161,6 +161,42 @@ catalogue! {
     CheckpointSigned(v 1, Audit),
 }
 
+/// As a value (for cqrs-es and tools): `{"type": T, "version": N, "data": {...}}`.
+impl serde::Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Event", 3)?;
+        st.serialize_field("type", self.event_type())?;
+        st.serialize_field("version", &self.version())?;
+        st.serialize_field("data", &self.to_data())?;
+        st.end()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Tagged {
+            #[serde(rename = "type")]
+            event_type: String,
+            version: u32,
+            data: Value,
+        }
+        let t = Tagged::deserialize(d)?;
+        Event::from_data(&t.event_type, t.version, t.data).map_err(serde::de::Error::custom)
+    }
+}
+
+impl cqrs_es::DomainEvent for Event {
+    fn event_type(&self) -> String {
+        Event::event_type(self).to_owned()
+    }
+    fn event_version(&self) -> String {
+        self.version().to_string()
+    }
+}
+
 impl Event {
     /// The catalogue entry of a type name.
     pub fn descriptor(event_type: &str) -> Option<&'static Descriptor> {

@@ -1,0 +1,138 @@
+//! Batched direct get (nats-server 2.11+, ADR-31): reads stored messages by subject filter
+//! without creating a consumer. async-nats has no wrapper for the batched form, so this is a
+//! request to `$JS.API.DIRECT.GET.<stream>` with `{"seq", "next_by_subj", "batch"}`, answered
+//! by a run of messages that ends with a 204 (end of batch) or 404 (nothing matched) status.
+
+use std::time::Duration;
+
+use async_nats::{Client, StatusCode};
+use bytes::Bytes;
+use futures::StreamExt;
+
+use crate::error::StoreError;
+
+/// One stored message as the stream returned it.
+#[derive(Debug, Clone)]
+pub struct RawMessage {
+    pub seq: u64,
+    pub subject: String,
+    pub payload: Bytes,
+}
+
+/// Largest batch asked for in one request.
+pub const MAX_BATCH: usize = 1000;
+
+#[derive(Debug, Clone)]
+pub(crate) struct DirectGet {
+    client: Client,
+    api_subject: String,
+    timeout: Duration,
+}
+
+#[derive(serde::Serialize)]
+struct BatchRequest<'a> {
+    seq: u64,
+    next_by_subj: &'a str,
+    batch: usize,
+}
+
+impl DirectGet {
+    pub(crate) fn new(client: Client, api_prefix: &str, stream: &str, timeout: Duration) -> Self {
+        Self {
+            client,
+            api_subject: format!("{api_prefix}.DIRECT.GET.{stream}"),
+            timeout,
+        }
+    }
+
+    /// Up to `batch` messages matching `filter` with sequence >= `from`, and how many more
+    /// match after them.
+    pub(crate) async fn batch(
+        &self,
+        from: u64,
+        filter: &str,
+        batch: usize,
+    ) -> Result<(Vec<RawMessage>, u64), StoreError> {
+        let req = serde_json::to_vec(&BatchRequest {
+            seq: from.max(1),
+            next_by_subj: filter,
+            batch: batch.clamp(1, MAX_BATCH),
+        })
+        .map_err(|e| StoreError::nats("direct get", e))?;
+        let inbox = self.client.new_inbox();
+        let mut sub = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| StoreError::nats("direct get subscribe", e))?;
+        self.client
+            .publish_with_reply(self.api_subject.clone(), inbox, Bytes::from(req))
+            .await
+            .map_err(|e| StoreError::nats("direct get request", e))?;
+        let mut out = Vec::new();
+        loop {
+            let msg = tokio::time::timeout(self.timeout, sub.next())
+                .await
+                .map_err(|_| StoreError::nats("direct get", "timed out"))?
+                .ok_or_else(|| StoreError::nats("direct get", "subscription closed"))?;
+            match msg.status {
+                Some(code) if code.as_u16() == 204 => {
+                    // End of batch: Nats-Num-Pending says how many more match.
+                    let pending = header_u64(&msg, "Nats-Num-Pending").unwrap_or(0);
+                    return Ok((out, pending));
+                }
+                Some(StatusCode::NOT_FOUND) => return Ok((out, 0)),
+                Some(StatusCode::NO_RESPONDERS) => {
+                    return Err(StoreError::nats(
+                        "direct get",
+                        "no responders (stream missing?)",
+                    ));
+                }
+                Some(code) if code != StatusCode::OK => {
+                    return Err(StoreError::nats(
+                        "direct get",
+                        format!("status {code}: {:?}", msg.description),
+                    ));
+                }
+                _ => {}
+            }
+            let seq = header_u64(&msg, "Nats-Sequence").ok_or_else(|| StoreError::Corrupt {
+                seq: 0,
+                detail: "direct get reply without Nats-Sequence".into(),
+            })?;
+            let subject = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Subject"))
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default();
+            out.push(RawMessage {
+                seq,
+                subject,
+                payload: msg.payload,
+            });
+        }
+    }
+
+    /// Every message matching `filter` with sequence >= `from`.
+    pub(crate) async fn all(&self, from: u64, filter: &str) -> Result<Vec<RawMessage>, StoreError> {
+        let mut out = Vec::new();
+        let mut next = from;
+        loop {
+            let (mut got, pending) = self.batch(next, filter, MAX_BATCH).await?;
+            let last = got.last().map(|m| m.seq);
+            out.append(&mut got);
+            match last {
+                Some(seq) if pending > 0 => next = seq + 1,
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+fn header_u64(msg: &async_nats::Message, name: &str) -> Option<u64> {
+    msg.headers
+        .as_ref()?
+        .get(name)
+        .and_then(|v| v.as_str().parse().ok())
+}

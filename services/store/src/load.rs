@@ -1,0 +1,141 @@
+//! Aggregate loading by batched direct get, through a bounded cache of recent aggregates keyed
+//! by their last stream sequence: a load fetches only what was appended since.
+
+use std::sync::Arc;
+
+use accord_events::signing::parse_unverified;
+use accord_events::subject::aggregate_filter;
+use accord_events::{AggregateId, AggregateKind, CommandId};
+use quick_cache::Weighter;
+
+use crate::error::StoreError;
+use crate::{EventStore, StoredEvent, Version};
+
+/// An aggregate's history as loaded.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedAggregate {
+    pub events: Arc<Vec<StoredEvent>>,
+    pub version: Version,
+}
+
+impl LoadedAggregate {
+    /// The events a command already stored, if it ran before (for idempotent retries).
+    pub fn events_of(&self, command: &CommandId) -> Vec<StoredEvent> {
+        self.events
+            .iter()
+            .filter(|e| e.envelope.command_id == *command)
+            .cloned()
+            .collect()
+    }
+}
+
+#[derive(Clone)]
+struct EventsWeighter;
+
+impl Weighter<(AggregateKind, AggregateId), LoadedAggregate> for EventsWeighter {
+    fn weight(&self, _key: &(AggregateKind, AggregateId), val: &LoadedAggregate) -> u64 {
+        val.events.len() as u64 + 1
+    }
+}
+
+pub(crate) struct Cache {
+    inner: quick_cache::sync::Cache<(AggregateKind, AggregateId), LoadedAggregate, EventsWeighter>,
+}
+
+impl Cache {
+    pub(crate) fn new(events: u64) -> Self {
+        let items = (events / 4).max(16) as usize;
+        Self {
+            inner: quick_cache::sync::Cache::with_weighter(items, events.max(16), EventsWeighter),
+        }
+    }
+
+    pub(crate) fn invalidate(&self, kind: AggregateKind, id: &AggregateId) {
+        self.inner.remove(&(kind, id.clone()));
+    }
+}
+
+impl EventStore {
+    /// Loads an aggregate's events. Costs one direct-get round trip that returns only the
+    /// events appended since the cached version (none, usually).
+    pub async fn load(
+        &self,
+        kind: AggregateKind,
+        id: &AggregateId,
+    ) -> Result<LoadedAggregate, StoreError> {
+        let key = (kind, id.clone());
+        let cached = self.inner.cache.inner.get(&key).unwrap_or_default();
+        let filter = aggregate_filter(self.domain(), kind, id);
+        let fresh = self
+            .inner
+            .direct
+            .all(cached.version.stream_seq + 1, &filter)
+            .await?;
+        if fresh.is_empty() {
+            return Ok(cached);
+        }
+        let mut events = Vec::with_capacity(cached.events.len() + fresh.len());
+        events.extend(cached.events.iter().cloned());
+        for m in fresh {
+            let parsed = parse_unverified(&m.payload).map_err(|e| StoreError::Corrupt {
+                seq: m.seq,
+                detail: e.to_string(),
+            })?;
+            let event = parsed.envelope.decode().map_err(|e| StoreError::Corrupt {
+                seq: m.seq,
+                detail: e.to_string(),
+            })?;
+            events.push(StoredEvent {
+                stream_seq: m.seq,
+                envelope: parsed.envelope,
+                event,
+            });
+        }
+        let version = events
+            .last()
+            .map(|e| Version {
+                stream_seq: e.stream_seq,
+                count: events.len() as u64,
+            })
+            .unwrap_or_default();
+        let loaded = LoadedAggregate {
+            events: Arc::new(events),
+            version,
+        };
+        self.inner.cache.inner.insert(key, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// After a successful append, extend the cached history if it was current.
+    pub(crate) fn cache_appended(
+        &self,
+        kind: AggregateKind,
+        id: &AggregateId,
+        expected: Version,
+        stored: &[StoredEvent],
+        version: Version,
+    ) {
+        let key = (kind, id.clone());
+        match self.inner.cache.inner.get(&key) {
+            Some(c) if c.version == expected => {
+                let mut events = Vec::with_capacity(c.events.len() + stored.len());
+                events.extend(c.events.iter().cloned());
+                events.extend(stored.iter().cloned());
+                self.inner.cache.inner.insert(
+                    key,
+                    LoadedAggregate {
+                        events: Arc::new(events),
+                        version,
+                    },
+                );
+            }
+            Some(_) => self.inner.cache.invalidate(kind, id),
+            None => {}
+        }
+    }
+
+    /// Drops every cached aggregate (tests, benchmarks of cold loads).
+    pub fn clear_cache(&self) {
+        self.inner.cache.inner.clear();
+    }
+}
