@@ -68,15 +68,65 @@ pub fn check_profile(v: &Value) -> Result<(), CanonicalError> {
     walk(v, 0, &mut String::new())
 }
 
-/// JCS bytes of a value already checked against the event profile.
+/// JCS bytes of any serialisable value in the event profile.
 pub fn to_vec<T: Serialize>(v: &T) -> Result<Vec<u8>, CanonicalError> {
-    serde_json_canonicalizer::to_vec(v).map_err(|e| CanonicalError::Json(e.to_string()))
+    let value = serde_json::to_value(v).map_err(|e| CanonicalError::Json(e.to_string()))?;
+    canonical_bytes(&value)
 }
 
 /// Checks the profile, then returns the JCS bytes of `v`.
 pub fn canonical_bytes(v: &Value) -> Result<Vec<u8>, CanonicalError> {
     check_profile(v)?;
-    to_vec(v)
+    let mut out = Vec::with_capacity(512);
+    write_value(v, &mut out)?;
+    Ok(out)
+}
+
+/// RFC 8785 for the event profile (checked by the caller): members sorted by the UTF-16 code
+/// units of their names (§3.2.3), strings escaped as ECMAScript's `JSON.stringify` does (which
+/// is what serde_json's compact writer does: `\"`, `\\`, `\b \t \n \f \r`, other controls
+/// as lowercase `\u00xx`, nothing else), integers in plain decimal. Written here rather than
+/// with `serde_json_canonicalizer` because that crate is about 20 times slower on events (it
+/// re-buffers every object); it stays as the reference the tests compare against. ADR 0005.
+fn write_value(v: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    let json = |e: serde_json::Error| CanonicalError::Json(e.to_string());
+    match v {
+        Value::Object(m) => {
+            let mut members: Vec<(&String, &Value)> = m.iter().collect();
+            members.sort_by(|a, b| utf16_cmp(a.0, b.0));
+            out.push(b'{');
+            for (i, (k, x)) in members.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, k).map_err(json)?;
+                out.push(b':');
+                write_value(x, out)?;
+            }
+            out.push(b'}');
+        }
+        Value::Array(a) => {
+            out.push(b'[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(x, out)?;
+            }
+            out.push(b']');
+        }
+        // strings, integers (profile-checked), booleans and null: serde_json's compact form
+        // is the JCS form
+        other => serde_json::to_writer(&mut *out, other).map_err(json)?,
+    }
+    Ok(())
+}
+
+fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        return a.as_bytes().cmp(b.as_bytes());
+    }
+    a.encode_utf16().cmp(b.encode_utf16())
 }
 
 #[cfg(test)]

@@ -356,3 +356,7 @@ impl JsonSchema for TraceParent {
         json_schema!({ "type": "string", "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$" })
     }
 }
+
+#[cfg(test)]
+#[path = "common/tests.rs"]
+mod tests;

@@ -389,13 +389,14 @@ pub fn aggregate(kind: AggregateKind, seq: u64) -> AggregateRef {
         AggregateKind::Policy => "issuance".to_owned(),
         AggregateKind::Peer => "org-b".to_owned(),
         AggregateKind::Mapping => "m-7d1f".to_owned(),
-        AggregateKind::Token => "17".to_owned(),
+        AggregateKind::Token => "017".to_owned(),
         AggregateKind::Audit => "org-a".to_owned(),
     };
     AggregateRef {
         kind,
         id: AggregateId::parse(&id).expect("sample aggregate id"),
-        seq,
+        // sharded aggregates have no per-aggregate order
+        seq: if kind == AggregateKind::Token { 0 } else { seq },
     }
 }
 

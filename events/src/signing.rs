@@ -18,6 +18,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::canonical::{self, CanonicalError};
@@ -161,10 +162,20 @@ impl Ed25519Key {
     }
 
     /// Signs an envelope and returns the stored form.
-    pub fn sign_event(&self, envelope: Envelope) -> Result<SignedEvent, SignError> {
-        let value =
+    pub fn sign_event(&self, mut envelope: Envelope) -> Result<SignedEvent, SignError> {
+        // Canonicalise without deep-copying `data`: serialise the rest, then lend it `data`.
+        let data = std::mem::take(&mut envelope.data);
+        let mut value =
             serde_json::to_value(&envelope).map_err(|e| CanonicalError::Json(e.to_string()))?;
-        let event_bytes = canonical::canonical_bytes(&value)?;
+        if let Some(obj) = value.as_object_mut() {
+            obj.insert("data".to_owned(), data);
+        }
+        let event_bytes = canonical::canonical_bytes(&value);
+        envelope.data = value
+            .as_object_mut()
+            .and_then(|o| o.remove("data"))
+            .unwrap_or(Value::Null);
+        let event_bytes = event_bytes?;
         let mut input = Vec::with_capacity(SIGNING_CONTEXT.len() + event_bytes.len());
         input.extend_from_slice(SIGNING_CONTEXT);
         input.extend_from_slice(&event_bytes);
@@ -173,13 +184,19 @@ impl Ed25519Key {
             kid: self.public.kid.clone(),
             value: URL_SAFE_NO_PAD.encode(self.sign(&input)),
         };
-        let sig_bytes = canonical::to_vec(&signature)?;
+        // JCS of the signature member, written directly: its members are already in order and
+        // its values (a fixed name, a thumbprint and a signature in base64url) need no escaping.
+        let sig_bytes = format!(
+            r#"{{"alg":"Ed25519","kid":"{}","value":"{}"}}"#,
+            signature.kid, signature.value
+        );
+        let sig_bytes = sig_bytes.as_bytes();
         // JCS of {"event": E, "sig": S}: members sorted ("event" < "sig"), each already JCS.
         let mut bytes = Vec::with_capacity(event_bytes.len() + sig_bytes.len() + 16);
         bytes.extend_from_slice(b"{\"event\":");
         bytes.extend_from_slice(&event_bytes);
         bytes.extend_from_slice(b",\"sig\":");
-        bytes.extend_from_slice(&sig_bytes);
+        bytes.extend_from_slice(sig_bytes);
         bytes.push(b'}');
         if bytes.len() > MAX_EVENT_BYTES {
             return Err(SignError::TooLarge { len: bytes.len() });

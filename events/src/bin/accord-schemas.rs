@@ -34,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."));
+    let root = root.canonicalize()?;
     let schemas = root.join("schemas/events");
     let fixtures = root.join("events/fixtures");
     std::fs::create_dir_all(&schemas)?;

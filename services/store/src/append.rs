@@ -194,6 +194,9 @@ impl EventStore {
             .map_err(|e| PublishFailure::Other(StoreError::nats("publish", e)))?
             .await;
         match ack {
+            // Passed the expectation yet deduplicated: the same event id is already stored.
+            // Treat it like a failed expectation and let resolution decide.
+            Ok(ack) if ack.duplicate => Err(PublishFailure::WrongLastSequence),
             Ok(ack) => Ok(ack.sequence),
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
                 Err(PublishFailure::WrongLastSequence)
@@ -233,6 +236,13 @@ impl EventStore {
                     .map_err(|e| PublishFailure::Other(StoreError::nats("batch publish", e)))?;
                 continue;
             }
+            #[cfg(feature = "fault-injection")]
+            if self.inner.faults.take_abandoned_batch() {
+                let _ = self.inner.client.flush().await;
+                return Err(PublishFailure::Other(StoreError::Unacknowledged(
+                    "fault injection: writer died before the batch commit".into(),
+                )));
+            }
             h.insert("Nats-Batch-Commit", "1");
             let reply = tokio::time::timeout(
                 self.inner.config.request_timeout,
@@ -268,8 +278,10 @@ impl EventStore {
     }
 
     /// The server checks expectations before deduplication (and, for batches, duplicate ids
-    /// before expectations), so a retry whose first attempt was stored fails one of them. Look at what follows the expected position: if
-    /// it is this command's events, the first attempt succeeded.
+    /// before expectations), so a retry whose first attempt was stored fails one of them.
+    /// If the first attempt landed, the aggregate stood at `expected` when it did, so its events
+    /// are the first `n` of the aggregate after `expected`: read the first one from the stream
+    /// leader (a follower answering a direct get may be behind) and compare command ids.
     async fn resolve_conflict(
         &self,
         kind: AggregateKind,
@@ -279,46 +291,96 @@ impl EventStore {
         command: &CommandId,
         n: usize,
     ) -> Result<AppendOutcome, StoreError> {
-        let after = self
-            .inner
-            .direct
-            .all(expected.stream_seq + 1, filter)
-            .await?;
-        let mut ours = Vec::new();
-        for m in &after {
-            let parsed = parse_unverified(&m.payload).map_err(|e| StoreError::Corrupt {
-                seq: m.seq,
-                detail: e.to_string(),
-            })?;
-            if parsed.envelope.command_id == *command {
-                let event = parsed.envelope.decode().map_err(|e| StoreError::Corrupt {
-                    seq: m.seq,
-                    detail: e.to_string(),
-                })?;
-                ours.push(StoredEvent {
-                    stream_seq: m.seq,
-                    envelope: parsed.envelope,
-                    event,
-                });
-            }
-        }
-        if ours.len() == n {
-            let last = &ours[n - 1];
-            let version = Version {
-                stream_seq: last.stream_seq,
-                count: last.envelope.aggregate.seq,
-            };
-            return Ok(AppendOutcome {
-                events: ours,
-                version,
-                replayed: true,
-            });
-        }
         self.inner.cache.invalidate(kind, id);
-        Err(StoreError::Conflict {
+        let conflict = |actual: Option<u64>| StoreError::Conflict {
             aggregate: Self::aggregate_id_of(kind, id),
             expected: expected.stream_seq,
-            actual: after.last().map(|m| m.seq),
+            actual,
+        };
+        let Some(first) = self
+            .leader_read(Some(filter), expected.stream_seq + 1)
+            .await?
+        else {
+            return Err(conflict(None));
+        };
+        let first = Self::stored(first)?;
+        if first.envelope.command_id != *command {
+            return Err(conflict(Some(first.stream_seq)));
+        }
+        // An atomic batch is stored at consecutive sequences.
+        let mut ours = vec![first];
+        for i in 1..n as u64 {
+            let seq = ours[0].stream_seq + i;
+            let m = self
+                .leader_read(None, seq)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt {
+                    seq,
+                    detail: "an atomic batch is missing a message".into(),
+                })?;
+            let e = Self::stored(m)?;
+            if e.envelope.command_id != *command {
+                return Err(StoreError::Corrupt {
+                    seq,
+                    detail: "an atomic batch is interleaved with another command".into(),
+                });
+            }
+            ours.push(e);
+        }
+        let last = &ours[n - 1];
+        let version = Version {
+            stream_seq: last.stream_seq,
+            count: last.envelope.aggregate.seq,
+        };
+        Ok(AppendOutcome {
+            events: ours,
+            version,
+            replayed: true,
+        })
+    }
+
+    /// A message read through the stream leader (`$JS.API.STREAM.MSG.GET`): the message at
+    /// `seq`, or with `filter` the first matching one at or after `seq`.
+    async fn leader_read(
+        &self,
+        filter: Option<&str>,
+        seq: u64,
+    ) -> Result<Option<crate::RawMessage>, StoreError> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let stream = self
+            .inner
+            .js
+            .get_stream_no_info(&self.inner.config.stream.name)
+            .await
+            .map_err(|e| StoreError::nats("get stream", e))?;
+        let got = match filter {
+            Some(f) => stream.get_first_raw_message_by_subject(f, seq).await,
+            None => stream.get_raw_message(seq).await,
+        };
+        match got {
+            Ok(m) => Ok(Some(crate::RawMessage {
+                seq: m.sequence,
+                subject: m.subject.to_string(),
+                payload: m.payload,
+            })),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(StoreError::nats("message get", e)),
+        }
+    }
+
+    fn stored(m: crate::RawMessage) -> Result<StoredEvent, StoreError> {
+        let parsed = parse_unverified(&m.payload).map_err(|e| StoreError::Corrupt {
+            seq: m.seq,
+            detail: e.to_string(),
+        })?;
+        let event = parsed.envelope.decode().map_err(|e| StoreError::Corrupt {
+            seq: m.seq,
+            detail: e.to_string(),
+        })?;
+        Ok(StoredEvent {
+            stream_seq: m.seq,
+            envelope: parsed.envelope,
+            event,
         })
     }
 
@@ -373,21 +435,6 @@ impl EventStore {
             .direct
             .batch(1, &accord_events::subject::domain_filter(self.domain()), 1)
             .await?;
-        let Some(m) = msgs.into_iter().next() else {
-            return Ok(None);
-        };
-        let parsed = parse_unverified(&m.payload).map_err(|e| StoreError::Corrupt {
-            seq: m.seq,
-            detail: e.to_string(),
-        })?;
-        let event = parsed.envelope.decode().map_err(|e| StoreError::Corrupt {
-            seq: m.seq,
-            detail: e.to_string(),
-        })?;
-        Ok(Some(StoredEvent {
-            stream_seq: m.seq,
-            envelope: parsed.envelope,
-            event,
-        }))
+        msgs.into_iter().next().map(Self::stored).transpose()
     }
 }

@@ -122,19 +122,33 @@ impl<A: Aggregate<Event = Event>> JetStreamStore<A> {
         &self.store
     }
 
-    /// Loads and folds an aggregate.
+    /// Loads (as it stands now) and folds an aggregate.
     pub async fn load_context(&self, id: &AggregateId) -> Result<JetStreamContext<A>, StoreError> {
         let history = self.store.load(self.kind, id).await?;
+        Ok(Self::fold(id, history))
+    }
+
+    /// Folds the cached history without asking the server (see [`EventStore::load_cached`]);
+    /// the flag says whether the history was just read from the server.
+    pub async fn load_context_cached(
+        &self,
+        id: &AggregateId,
+    ) -> Result<(JetStreamContext<A>, bool), StoreError> {
+        let (history, fresh) = self.store.load_cached(self.kind, id).await?;
+        Ok((Self::fold(id, history), fresh))
+    }
+
+    fn fold(id: &AggregateId, history: LoadedAggregate) -> JetStreamContext<A> {
         let mut aggregate = A::default();
         for e in history.events.iter() {
             aggregate.apply(e.event.clone());
         }
-        Ok(JetStreamContext {
+        JetStreamContext {
             aggregate_id: id.clone(),
             aggregate,
             version: history.version,
             history,
-        })
+        }
     }
 }
 
@@ -291,6 +305,10 @@ where
         &self.store
     }
 
+    /// Runs a command. The aggregate comes from the cache without a round trip when it is
+    /// cached; a stale cache shows up as a conflict (compare-and-set) or, for a refusal, is
+    /// ruled out by re-reading before the refusal is returned. So every answer reflects the
+    /// aggregate as stored.
     pub async fn execute(
         &self,
         id: &AggregateId,
@@ -298,8 +316,13 @@ where
         command: A::Command,
     ) -> Result<Executed, ExecuteError<A::Error>> {
         let mut attempts = 0;
+        let mut must_read = false;
         loop {
-            let mut ctx = self.store.load_context(id).await?;
+            let (mut ctx, fresh) = if must_read {
+                (self.store.load_context(id).await?, true)
+            } else {
+                self.store.load_context_cached(id).await?
+            };
             let earlier = ctx.history.events_of(&meta.command_id);
             if let Some(last) = earlier.last() {
                 let version = Version {
@@ -313,12 +336,23 @@ where
                 });
             }
             let sink = EventSink::default();
-            ctx.aggregate
+            if let Err(refusal) = ctx
+                .aggregate
                 .handle(command.clone(), &self.services, &sink)
                 .await
-                .map_err(ExecuteError::Rejected)?;
+            {
+                if fresh {
+                    return Err(ExecuteError::Rejected(refusal));
+                }
+                must_read = true;
+                continue;
+            }
             let events = sink.collect().await;
             if events.is_empty() {
+                if !fresh {
+                    must_read = true;
+                    continue;
+                }
                 return Ok(Executed {
                     events: Vec::new(),
                     version: ctx.version,
@@ -338,8 +372,11 @@ where
                         replayed: out.replayed,
                     });
                 }
-                Err(StoreError::Conflict { .. }) if attempts < self.conflict_retries => {
-                    attempts += 1;
+                Err(StoreError::Conflict { .. }) if !fresh || attempts < self.conflict_retries => {
+                    if fresh {
+                        attempts += 1;
+                    }
+                    must_read = true;
                 }
                 Err(e) => return Err(e.into()),
             }

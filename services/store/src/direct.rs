@@ -114,6 +114,57 @@ impl DirectGet {
         }
     }
 
+    /// The first message matching `filter` with sequence >= `from`, if any: one request on
+    /// the client's shared reply subscription (no subscribe/unsubscribe per call).
+    pub(crate) async fn next(
+        &self,
+        from: u64,
+        filter: &str,
+    ) -> Result<Option<RawMessage>, StoreError> {
+        #[derive(serde::Serialize)]
+        struct Next<'a> {
+            seq: u64,
+            next_by_subj: &'a str,
+        }
+        let req = serde_json::to_vec(&Next {
+            seq: from.max(1),
+            next_by_subj: filter,
+        })
+        .map_err(|e| StoreError::nats("direct get", e))?;
+        let msg = tokio::time::timeout(
+            self.timeout,
+            self.client
+                .request(self.api_subject.clone(), Bytes::from(req)),
+        )
+        .await
+        .map_err(|_| StoreError::nats("direct get", "timed out"))?
+        .map_err(|e| StoreError::nats("direct get", e))?;
+        match msg.status {
+            Some(StatusCode::NOT_FOUND) => Ok(None),
+            Some(code) if code != StatusCode::OK => Err(StoreError::nats(
+                "direct get",
+                format!("status {code}: {:?}", msg.description),
+            )),
+            _ => {
+                let seq = header_u64(&msg, "Nats-Sequence").ok_or_else(|| StoreError::Corrupt {
+                    seq: 0,
+                    detail: "direct get reply without Nats-Sequence".into(),
+                })?;
+                let subject = msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get("Nats-Subject"))
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default();
+                Ok(Some(RawMessage {
+                    seq,
+                    subject,
+                    payload: msg.payload,
+                }))
+            }
+        }
+    }
+
     /// Every message matching `filter` with sequence >= `from`.
     pub(crate) async fn all(&self, from: u64, filter: &str) -> Result<Vec<RawMessage>, StoreError> {
         let mut out = Vec::new();

@@ -56,8 +56,8 @@ impl Cache {
 }
 
 impl EventStore {
-    /// Loads an aggregate's events. Costs one direct-get round trip that returns only the
-    /// events appended since the cached version (none, usually).
+    /// Loads an aggregate's events as they stand now. A cached aggregate costs one direct-get
+    /// round trip ("anything after my last sequence?"); an uncached one a batched direct get.
     pub async fn load(
         &self,
         kind: AggregateKind,
@@ -66,11 +66,11 @@ impl EventStore {
         let key = (kind, id.clone());
         let cached = self.inner.cache.inner.get(&key).unwrap_or_default();
         let filter = aggregate_filter(self.domain(), kind, id);
-        let fresh = self
-            .inner
-            .direct
-            .all(cached.version.stream_seq + 1, &filter)
-            .await?;
+        let from = cached.version.stream_seq + 1;
+        if cached.version.stream_seq > 0 && self.inner.direct.next(from, &filter).await?.is_none() {
+            return Ok(cached);
+        }
+        let fresh = self.inner.direct.all(from, &filter).await?;
         if fresh.is_empty() {
             return Ok(cached);
         }
@@ -104,6 +104,21 @@ impl EventStore {
         };
         self.inner.cache.inner.insert(key, loaded.clone());
         Ok(loaded)
+    }
+
+    /// The cached history if there is one, without asking the server whether it is current;
+    /// otherwise a [`EventStore::load`]. For writers: compare-and-set rejects an append made
+    /// from a stale history, and the writer then reloads with [`EventStore::load`]. The flag
+    /// says whether the history was just read from the server.
+    pub async fn load_cached(
+        &self,
+        kind: AggregateKind,
+        id: &AggregateId,
+    ) -> Result<(LoadedAggregate, bool), StoreError> {
+        if let Some(c) = self.inner.cache.inner.get(&(kind, id.clone())) {
+            return Ok((c, false));
+        }
+        Ok((self.load(kind, id).await?, true))
     }
 
     /// After a successful append, extend the cached history if it was current.

@@ -367,3 +367,49 @@ async fn a_signature_mismatch_is_reported_with_the_sequence() {
         EntryProblem::SubjectMismatch { .. }
     ));
 }
+
+#[tokio::test]
+async fn a_writer_dying_before_the_batch_commit_stores_nothing() {
+    let (_server, store) = fresh().await;
+    let (agent, id) = agent_aggregate();
+    let v = store
+        .append(
+            AggregateKind::Agent,
+            &id,
+            Version::EMPTY,
+            &meta(),
+            vec![provisioned(&agent, "x")],
+        )
+        .await
+        .unwrap()
+        .version;
+    store.faults().abandon_next_batches(1);
+    let err = store
+        .append(
+            AggregateKind::Agent,
+            &id,
+            v,
+            &meta(),
+            vec![suspended("a"), suspended("b"), suspended("c")],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unacknowledged(_)));
+    // the two messages sent before the writer died are not in the stream
+    assert_eq!(store.last_sequence().await.unwrap(), 1);
+    let filter = aggregate_filter(store.domain(), AggregateKind::Agent, &id);
+    assert_eq!(store.read_filtered(1, &filter).await.unwrap().len(), 1);
+    // and the aggregate is free for the next writer at the same position
+    let next = store
+        .append(
+            AggregateKind::Agent,
+            &id,
+            v,
+            &meta(),
+            vec![suspended("d"), suspended("e")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.events.len(), 2);
+    assert_eq!(store.last_sequence().await.unwrap(), 3);
+}

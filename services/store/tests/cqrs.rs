@@ -221,3 +221,53 @@ async fn executor_retries_a_conflict_by_rerunning_the_command() {
     }
     assert!(outcomes.iter().any(|ok| *ok));
 }
+
+#[tokio::test]
+async fn a_stale_cache_never_decides_a_command() {
+    let (server, store) = fresh().await;
+    let a = Executor::<Agent>::new(store.clone(), ()).unwrap();
+    let b = Executor::<Agent>::new(store_on(&server.url(), key()).await, ()).unwrap();
+    let (agent, id) = agent_aggregate();
+    a.execute(
+        &id,
+        &meta(),
+        AgentCommand::Provision {
+            agent,
+            name: "x".into(),
+        },
+    )
+    .await
+    .unwrap();
+    // a now has the aggregate cached as live; b decommissions it behind a's back
+    b.execute(
+        &id,
+        &meta(),
+        AgentCommand::Decommission { reason: "r".into() },
+    )
+    .await
+    .unwrap();
+    // from its stale cache a would accept the suspension; the store makes it re-read
+    let err = a
+        .execute(
+            &id,
+            &meta(),
+            AgentCommand::Suspend {
+                reason: "late".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ExecuteError::Rejected(AgentError::Decommissioned)),
+        "{err:?}"
+    );
+    assert_eq!(
+        store
+            .load(AggregateKind::Agent, &id)
+            .await
+            .unwrap()
+            .events
+            .len(),
+        4
+    );
+}

@@ -1,0 +1,358 @@
+//! Benchmark of the event store against a real nats-server it starts, each figure beside a
+//! baseline measured in the same run:
+//!
+//! 1. pipelined append of ~256-byte events (store: envelope + JCS + Ed25519 + publish) vs raw
+//!    JetStream async publish of the same signed payloads;
+//! 2. compare-and-set appends over many aggregates in flight vs raw synchronous publish with
+//!    the same headers;
+//! 3. aggregate load latency (100-event aggregates), cold and cached.
+//!
+//! `cargo run --release -p accord-simulations --bin bench-store`
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Instant;
+
+use accord_events::catalogue::TokenIssued;
+use accord_events::{
+    Actor, AgentId, AggregateId, AggregateKind, CommandId, Ed25519Key, Event, Jti, Metadata,
+    Timestamp,
+};
+use accord_simulations::{Latency, Row, fmt_dur, fmt_rate, print_table, rate};
+use accord_store::{EventStore, StoreConfig, StreamSettings, Version};
+use async_nats::jetstream;
+use bytes::Bytes;
+use clap::Parser;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+#[derive(Parser)]
+struct Args {
+    /// Events in each throughput run.
+    #[arg(long, default_value_t = 100_000)]
+    events: usize,
+    /// Producer tasks on the pipelined path (concurrent requests of a token service).
+    #[arg(long, default_value_t = 16)]
+    producers: usize,
+    /// Rounds of the pipelined comparison (raw and store alternate).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Compare-and-set appends in each run.
+    #[arg(long, default_value_t = 10_000)]
+    cas_appends: usize,
+    /// Aggregates appended to concurrently.
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
+    /// Loads measured per latency figure.
+    #[arg(long, default_value_t = 2_000)]
+    loads: usize,
+}
+
+/// The store's messages for `n` facts, signed in advance, under the raw stream's subjects.
+fn presign(
+    key: &Ed25519Key,
+    n: usize,
+    round: usize,
+) -> anyhow::Result<Vec<(String, String, Bytes)>> {
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n {
+        let env = accord_events::Envelope::new(
+            &domain(),
+            accord_events::AggregateRef {
+                kind: AggregateKind::Token,
+                id: AggregateId::parse(&format!("{:03}", i % 64))?,
+                seq: 0,
+            },
+            &meta(),
+            0,
+            &fact(round * n + i),
+        )?;
+        let s = key.sign_event(env)?;
+        let subject =
+            s.envelope
+                .subject()
+                .to_string()
+                .replacen("accord.evt.bench", "accord.evt.raw", 1);
+        v.push((subject, s.envelope.id.to_string(), Bytes::from(s.bytes)));
+    }
+    Ok(v)
+}
+
+/// Raw JetStream async publish with the same message id header, 4,096 acks in flight.
+async fn raw_async(
+    js: &jetstream::Context,
+    signed: Vec<(String, String, Bytes)>,
+) -> anyhow::Result<f64> {
+    let n = signed.len();
+    let t = Instant::now();
+    let mut acks = FuturesUnordered::new();
+    for (subject, id, payload) in signed {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", id.as_str());
+        acks.push(
+            js.publish_with_headers(subject, h, payload)
+                .await?
+                .into_future(),
+        );
+        while acks.len() >= 4096 {
+            acks.next().await.transpose()?;
+        }
+    }
+    while acks.next().await.transpose()?.is_some() {}
+    Ok(rate(n as u64, t.elapsed()))
+}
+
+/// The store's pipelined path from `producers` concurrent tasks.
+async fn store_pipelined(
+    store: &EventStore,
+    n: usize,
+    producers: usize,
+    round: usize,
+) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let per = n / producers;
+    let mut tasks = Vec::new();
+    for p in 0..producers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut pending = std::collections::VecDeque::new();
+            for i in p * per..(p + 1) * per {
+                let i = round * n + i;
+                let jti = format!("tok-{i:012}");
+                pending.push_back(store.append_fact(jti.as_bytes(), &meta(), &fact(i)).await?);
+                if pending.len() >= 2048
+                    && let Some(f) = pending.pop_front()
+                {
+                    f.acknowledged().await?;
+                }
+            }
+            for f in pending {
+                f.acknowledged().await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(rate((per * producers) as u64, t.elapsed()))
+}
+
+fn domain() -> accord_events::DomainId {
+    accord_events::DomainId::parse("bench").expect("domain")
+}
+
+fn meta() -> Metadata {
+    Metadata::new(
+        CommandId::new_random(),
+        Actor::system("bench"),
+        Timestamp::now(),
+    )
+}
+
+/// A token fact whose `data` is about 256 bytes of JSON.
+fn fact(i: usize) -> Event {
+    let t = Timestamp::now();
+    Event::TokenIssued(TokenIssued {
+        jti: Jti::parse(&format!("tok-{i:012}")).expect("jti"),
+        token_digest: accord_events::Digest::sha256(&i.to_le_bytes()),
+        token_type: "urn:ietf:params:oauth:token-type:access_token".into(),
+        subject: "spiffe://bench.example/agent/x".into(),
+        client_id: "c".into(),
+        audience: Default::default(),
+        scope: Default::default(),
+        issued_at: t,
+        expires_at: t,
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let data_len = serde_json::to_vec(&fact(0).to_data())?.len();
+    let server = accord_testkit::NatsServer::start();
+    let client = async_nats::connect(server.url()).await?;
+    let key = Arc::new(Ed25519Key::generate()?.0);
+    let store = EventStore::open(client.clone(), StoreConfig::new(domain()), key.clone()).await?;
+    let js = jetstream::ContextBuilder::new()
+        .max_ack_inflight(4096)
+        .backpressure_on_inflight(true)
+        .build(client.clone());
+    // the baseline writes to a stream with the same configuration, other subjects
+    let mut raw_settings = StreamSettings::new(accord_events::DomainId::parse("raw")?);
+    raw_settings.name = "RAW".into();
+    js.create_stream(raw_settings.config()).await?;
+    let mut rows = Vec::new();
+
+    // 1. pipelined appends: rounds alternate raw and store; the median ratio is reported
+    let mut pairs = Vec::new();
+    let mut payload_len = 0;
+    for round in 0..args.rounds {
+        let signed = presign(&key, args.events, round)?;
+        payload_len = signed[0].2.len();
+        let raw = raw_async(&js, signed).await?;
+        let ours = store_pipelined(&store, args.events, args.producers, round).await?;
+        eprintln!(
+            "round {round}: raw {} store {}",
+            fmt_rate(raw),
+            fmt_rate(ours)
+        );
+        pairs.push((ours / raw, ours, raw));
+    }
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (ratio, ours, raw) = pairs[pairs.len() / 2];
+    rows.push(Row {
+        name: format!(
+            "pipelined append, {data_len}-byte event data ({payload_len}-byte signed message), {} producers, median of {} rounds",
+            args.producers, args.rounds
+        ),
+        value: fmt_rate(ours),
+        baseline: format!("{} raw JetStream async publish of the same signed payloads", fmt_rate(raw)),
+        ratio: format!("{ratio:.2}"),
+        goal: ">= 0.5".into(),
+    });
+
+    // 2. compare-and-set over many aggregates
+    let t = Instant::now();
+    for i in 0..args.cas_appends {
+        let agent = AgentId::new_v7();
+        let subject = format!("accord.evt.raw.agent.{agent}.AgentSuspended");
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", CommandId::new_random().to_string().as_str());
+        h.insert("Nats-Expected-Last-Subject-Sequence", "0");
+        h.insert(
+            "Nats-Expected-Last-Subject-Sequence-Subject",
+            format!("accord.evt.raw.agent.{agent}.*").as_str(),
+        );
+        h.insert("Nats-Expected-Stream", "RAW");
+        js.publish_with_headers(subject, h, Bytes::from(vec![b'x'; 700 + i % 2]))
+            .await?
+            .await?;
+    }
+    let raw_sync = rate(args.cas_appends as u64, t.elapsed());
+
+    let t = Instant::now();
+    let per = args.cas_appends / args.in_flight;
+    let mut tasks = Vec::new();
+    for _ in 0..args.in_flight {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per {
+                let agent = AgentId::new_v7();
+                let id = AggregateId::parse(&agent.to_string())?;
+                store
+                    .append(
+                        AggregateKind::Agent,
+                        &id,
+                        Version::EMPTY,
+                        &meta(),
+                        vec![Event::AgentSuspended(
+                            accord_events::catalogue::AgentSuspended {
+                                reason: "bench".into(),
+                            },
+                        )],
+                    )
+                    .await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let store_cas = rate((per * args.in_flight) as u64, t.elapsed());
+    rows.push(Row {
+        name: format!(
+            "compare-and-set appends, {} aggregates in flight",
+            args.in_flight
+        ),
+        value: fmt_rate(store_cas),
+        baseline: format!(
+            "{} raw synchronous publish, same headers",
+            fmt_rate(raw_sync)
+        ),
+        ratio: format!("{:.2}", store_cas / raw_sync),
+        goal: ">= 2".into(),
+    });
+
+    // 3. load latency of 100-event aggregates
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        let agent = AgentId::new_v7();
+        let id = AggregateId::parse(&agent.to_string())?;
+        let mut v = Version::EMPTY;
+        for chunk in 0..4 {
+            let events = (0..25)
+                .map(|i| {
+                    Event::AgentSuspended(accord_events::catalogue::AgentSuspended {
+                        reason: format!("event {} of a long-lived agent", chunk * 25 + i),
+                    })
+                })
+                .collect();
+            v = store
+                .append(AggregateKind::Agent, &id, v, &meta(), events)
+                .await?
+                .version;
+        }
+        ids.push(id);
+    }
+    // a reader with its own (empty) cache, as another service instance would be
+    let reader = EventStore::open(
+        async_nats::connect(server.url()).await?,
+        StoreConfig::new(domain()),
+        key.clone(),
+    )
+    .await?;
+    let mut cold = Latency::new();
+    let mut warm = Latency::new();
+    let mut optimistic = Latency::new();
+    for i in 0..args.loads {
+        let id = &ids[i % ids.len()];
+        reader.clear_cache();
+        let t = Instant::now();
+        let a = reader.load(AggregateKind::Agent, id).await?;
+        cold.since(t);
+        assert_eq!(a.events.len(), 100);
+        let t = Instant::now();
+        let a = reader.load(AggregateKind::Agent, id).await?;
+        warm.since(t);
+        assert_eq!(a.events.len(), 100);
+        let t = Instant::now();
+        let (a, _) = reader.load_cached(AggregateKind::Agent, id).await?;
+        optimistic.since(t);
+        assert_eq!(a.events.len(), 100);
+    }
+    rows.push(Row {
+        name: "aggregate load, 100 events, cold (batched direct get + decode)".into(),
+        value: format!(
+            "p50 {} / p99 {}",
+            fmt_dur(cold.p(0.5)),
+            fmt_dur(cold.p(0.99))
+        ),
+        baseline: "n/a".into(),
+        ratio: String::new(),
+        goal: "p99 < 1 ms".into(),
+    });
+    rows.push(Row {
+        name: "aggregate load, 100 events, cached, reader path (one direct get: anything new?)"
+            .into(),
+        value: format!(
+            "p50 {} / p99 {}",
+            fmt_dur(warm.p(0.5)),
+            fmt_dur(warm.p(0.99))
+        ),
+        baseline: "n/a".into(),
+        ratio: String::new(),
+        goal: "p99 < 1 ms".into(),
+    });
+    rows.push(Row {
+        name: "aggregate load, 100 events, cached, writer path (no round trip; compare-and-set catches staleness)".into(),
+        value: format!("p50 {} / p99 {}", fmt_dur(optimistic.p(0.5)), fmt_dur(optimistic.p(0.99))),
+        baseline: "n/a".into(),
+        ratio: String::new(),
+        goal: "p99 < 1 ms".into(),
+    });
+    print_table(&rows);
+    drop(server);
+    Ok(())
+}
