@@ -12,10 +12,12 @@ mod append;
 pub mod cqrs;
 mod direct;
 pub mod error;
+mod fault;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 mod load;
 mod pipeline;
+pub mod projection;
 pub mod reader;
 pub mod stream;
 

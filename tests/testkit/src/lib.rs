@@ -1,12 +1,14 @@
 //! Test support shared by every crate's tests and benchmarks: finds the project's tools
 //! (installed by `scripts/setup`), starts real nats-server processes with generated configs on
-//! free loopback ports, kills and restarts them.
+//! free loopback ports, kills and restarts them; and private PostgreSQL instances.
 
 #![allow(clippy::unwrap_used)]
 
 mod nats;
+mod postgres;
 
 pub use nats::{NatsCluster, NatsOptions, NatsServer};
+pub use postgres::{PgServer, pg_bin_dir};
 
 use std::net::TcpListener;
 use std::path::PathBuf;

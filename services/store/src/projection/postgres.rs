@@ -1,0 +1,408 @@
+//! Read models in PostgreSQL (tokio-postgres): durable, shared and queryable. A batch's rows
+//! and its checkpoint are written in one transaction, which first locks the generation's
+//! checkpoint row, so two writers can never apply the same events.
+//!
+//! Schema: `schemas/postgres/*.sql`, applied in order at start, once each.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+use tokio_postgres::{NoTls, Transaction};
+
+use super::{
+    Checkpoint, Dump, Overlay, OverlayAccess, Projection, ProjectionError, ProjectionStore, Rows,
+    apply_events,
+};
+use crate::StoredEvent;
+
+/// The migrations, in order: (version, name, SQL).
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "0001_projections",
+    include_str!("../../../../schemas/postgres/0001_projections.sql"),
+)];
+
+fn storage(e: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Storage(e.to_string())
+}
+
+/// The PostgreSQL projection store.
+pub struct PgStore {
+    pool: Pool,
+    migrated: OnceCell<()>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// A store on `url` (`postgres://user@host:port/db`). Connects lazily; the schema is applied
+    /// on first use.
+    pub fn new(url: &str, max_connections: usize) -> Result<Self, ProjectionError> {
+        let config = tokio_postgres::Config::from_str(url).map_err(storage)?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Verified,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(max_connections.max(2))
+            .build()
+            .map_err(storage)?;
+        Ok(Self {
+            pool,
+            migrated: OnceCell::new(),
+        })
+    }
+
+    /// Applies the migrations not yet applied (under an advisory lock, so concurrent starts
+    /// apply each once).
+    pub async fn migrate(&self) -> Result<(), ProjectionError> {
+        self.migrated
+            .get_or_try_init(|| async {
+                let mut client = self.pool.get().await.map_err(storage)?;
+                let tx = client.transaction().await.map_err(storage)?;
+                tx.batch_execute(
+                    "SELECT pg_advisory_xact_lock(7061977);
+                     CREATE TABLE IF NOT EXISTS accord_schema_migrations (
+                         version integer PRIMARY KEY,
+                         name text NOT NULL,
+                         applied_at timestamptz NOT NULL DEFAULT now())",
+                )
+                .await
+                .map_err(storage)?;
+                for (version, name, sql) in MIGRATIONS {
+                    let done = tx
+                        .query_opt(
+                            "SELECT 1 FROM accord_schema_migrations WHERE version = $1",
+                            &[version],
+                        )
+                        .await
+                        .map_err(storage)?;
+                    if done.is_none() {
+                        tx.batch_execute(sql).await.map_err(storage)?;
+                        tx.execute(
+                            "INSERT INTO accord_schema_migrations (version, name) VALUES ($1, $2)",
+                            &[version, name],
+                        )
+                        .await
+                        .map_err(storage)?;
+                        tracing::info!(version, name, "applied migration");
+                    }
+                }
+                tx.commit().await.map_err(storage)
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, ProjectionError> {
+        self.migrate().await?;
+        self.pool.get().await.map_err(storage)
+    }
+}
+
+struct PgRows<'a, 't> {
+    tx: &'a Transaction<'t>,
+    projection: &'a str,
+    generation: i32,
+    fetched: HashMap<(String, String), Option<Value>>,
+    overlay: Overlay,
+}
+
+#[async_trait]
+impl Rows for PgRows<'_, '_> {
+    async fn get(&mut self, table: &str, key: &str) -> Result<Option<Value>, ProjectionError> {
+        if let Some(v) = self.overlay.lookup(table, key) {
+            return Ok(v);
+        }
+        let k = (table.to_owned(), key.to_owned());
+        if let Some(v) = self.fetched.get(&k) {
+            return Ok(v.clone());
+        }
+        let row = self
+            .tx
+            .query_opt(
+                "SELECT value FROM accord_rows
+                 WHERE projection = $1 AND generation = $2 AND tbl = $3 AND key = $4",
+                &[&self.projection, &self.generation, &table, &key],
+            )
+            .await
+            .map_err(storage)?;
+        let v: Option<Value> = row.map(|r| r.get(0));
+        self.fetched.insert(k, v.clone());
+        Ok(v)
+    }
+    fn put(&mut self, table: &str, key: &str, value: Value) {
+        self.overlay.put(table, key, value);
+    }
+    fn delete(&mut self, table: &str, key: &str) {
+        self.overlay.delete(table, key);
+    }
+}
+
+impl OverlayAccess for PgRows<'_, '_> {
+    fn overlay(&mut self) -> &mut Overlay {
+        &mut self.overlay
+    }
+}
+
+#[async_trait]
+impl ProjectionStore for PgStore {
+    async fn open(&self, projection: &str) -> Result<Checkpoint, ProjectionError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(storage)?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('accord-projection:' || $1))",
+            &[&projection],
+        )
+        .await
+        .map_err(storage)?;
+        let active = tx
+            .query_opt(
+                "SELECT generation, checkpoint FROM accord_projections WHERE name = $1 AND active",
+                &[&projection],
+            )
+            .await
+            .map_err(storage)?;
+        let cp = match active {
+            Some(r) => Checkpoint {
+                generation: r.get::<_, i32>(0) as u32,
+                seq: r.get::<_, i64>(1) as u64,
+            },
+            None => {
+                let r = tx
+                    .query_one(
+                        "INSERT INTO accord_projections (name, generation, active, switched_at)
+                         SELECT $1, coalesce(max(generation), 0) + 1, true, now()
+                         FROM accord_projections WHERE name = $1
+                         RETURNING generation",
+                        &[&projection],
+                    )
+                    .await
+                    .map_err(storage)?;
+                Checkpoint {
+                    generation: r.get::<_, i32>(0) as u32,
+                    seq: 0,
+                }
+            }
+        };
+        tx.commit().await.map_err(storage)?;
+        Ok(cp)
+    }
+
+    async fn apply_batch(
+        &self,
+        projection: &dyn Projection,
+        generation: u32,
+        events: &[StoredEvent],
+    ) -> Result<u64, ProjectionError> {
+        let name = projection.name();
+        let g = generation as i32;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(storage)?;
+        let checkpoint: i64 = tx
+            .query_opt(
+                "SELECT checkpoint FROM accord_projections
+                 WHERE name = $1 AND generation = $2 FOR UPDATE",
+                &[&name, &g],
+            )
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| ProjectionError::Unknown(format!("{name} generation {generation}")))?
+            .get(0);
+        let mut rows = PgRows {
+            tx: &tx,
+            projection: name,
+            generation: g,
+            fetched: HashMap::new(),
+            overlay: Overlay::default(),
+        };
+        let last = apply_events(projection, &mut rows, checkpoint as u64, events).await?;
+        if last == checkpoint as u64 {
+            // everything was applied before (a redelivery): nothing to write
+            return Ok(last);
+        }
+        let overlay = rows.overlay;
+        let (mut pt, mut pk, mut pv, mut ps) = (vec![], vec![], vec![], vec![]);
+        let (mut dt, mut dk) = (vec![], vec![]);
+        for ((t, k), change) in overlay.changes {
+            match change {
+                Some((v, seq)) => {
+                    pt.push(t);
+                    pk.push(k);
+                    pv.push(v);
+                    ps.push(seq as i64);
+                }
+                None => {
+                    dt.push(t);
+                    dk.push(k);
+                }
+            }
+        }
+        if !pt.is_empty() {
+            tx.execute(
+                "INSERT INTO accord_rows (projection, generation, tbl, key, value, seq)
+                 SELECT $1, $2, t, k, v, s
+                 FROM unnest($3::text[], $4::text[], $5::jsonb[], $6::int8[]) AS u(t, k, v, s)
+                 ON CONFLICT (projection, generation, tbl, key)
+                 DO UPDATE SET value = EXCLUDED.value, seq = EXCLUDED.seq",
+                &[&name, &g, &pt, &pk, &pv, &ps],
+            )
+            .await
+            .map_err(storage)?;
+        }
+        if !dt.is_empty() {
+            tx.execute(
+                "DELETE FROM accord_rows r
+                 USING unnest($3::text[], $4::text[]) AS d(t, k)
+                 WHERE r.projection = $1 AND r.generation = $2 AND r.tbl = d.t AND r.key = d.k",
+                &[&name, &g, &dt, &dk],
+            )
+            .await
+            .map_err(storage)?;
+        }
+        tx.execute(
+            "UPDATE accord_projections SET checkpoint = $3 WHERE name = $1 AND generation = $2",
+            &[&name, &g, &(last as i64)],
+        )
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)?;
+        Ok(last)
+    }
+
+    async fn checkpoint(&self, projection: &str, generation: u32) -> Result<u64, ProjectionError> {
+        let client = self.client().await?;
+        let r = client
+            .query_opt(
+                "SELECT checkpoint FROM accord_projections WHERE name = $1 AND generation = $2",
+                &[&projection, &(generation as i32)],
+            )
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| ProjectionError::Unknown(projection.to_owned()))?;
+        Ok(r.get::<_, i64>(0) as u64)
+    }
+
+    async fn new_generation(&self, projection: &str) -> Result<u32, ProjectionError> {
+        let client = self.client().await?;
+        let r = client
+            .query_one(
+                "INSERT INTO accord_projections (name, generation, active)
+                 SELECT $1, coalesce(max(generation), 0) + 1, false
+                 FROM accord_projections WHERE name = $1
+                 RETURNING generation",
+                &[&projection],
+            )
+            .await
+            .map_err(storage)?;
+        Ok(r.get::<_, i32>(0) as u32)
+    }
+
+    async fn activate(&self, projection: &str, generation: u32) -> Result<(), ProjectionError> {
+        let g = generation as i32;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(storage)?;
+        let exists = tx
+            .query_opt(
+                "SELECT 1 FROM accord_projections WHERE name = $1 AND generation = $2",
+                &[&projection, &g],
+            )
+            .await
+            .map_err(storage)?;
+        if exists.is_none() {
+            return Err(ProjectionError::Unknown(format!(
+                "{projection} generation {generation}"
+            )));
+        }
+        tx.execute(
+            "UPDATE accord_projections SET active = false WHERE name = $1 AND active",
+            &[&projection],
+        )
+        .await
+        .map_err(storage)?;
+        tx.execute(
+            "UPDATE accord_projections SET active = true, switched_at = now()
+             WHERE name = $1 AND generation = $2",
+            &[&projection, &g],
+        )
+        .await
+        .map_err(storage)?;
+        tx.execute(
+            "DELETE FROM accord_rows WHERE projection = $1 AND generation <> $2",
+            &[&projection, &g],
+        )
+        .await
+        .map_err(storage)?;
+        tx.execute(
+            "DELETE FROM accord_projections WHERE name = $1 AND generation <> $2",
+            &[&projection, &g],
+        )
+        .await
+        .map_err(storage)?;
+        tx.commit().await.map_err(storage)
+    }
+
+    async fn get(
+        &self,
+        projection: &str,
+        table: &str,
+        key: &str,
+    ) -> Result<Option<Value>, ProjectionError> {
+        let client = self.client().await?;
+        let r = client
+            .query_opt(
+                "SELECT r.value FROM accord_rows r
+                 JOIN accord_projections p ON p.name = r.projection AND p.generation = r.generation
+                 WHERE p.active AND r.projection = $1 AND r.tbl = $2 AND r.key = $3",
+                &[&projection, &table, &key],
+            )
+            .await
+            .map_err(storage)?;
+        Ok(r.map(|r| r.get(0)))
+    }
+
+    async fn scan(
+        &self,
+        projection: &str,
+        table: &str,
+    ) -> Result<Vec<(String, Value)>, ProjectionError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT r.key, r.value FROM accord_rows r
+                 JOIN accord_projections p ON p.name = r.projection AND p.generation = r.generation
+                 WHERE p.active AND r.projection = $1 AND r.tbl = $2
+                 ORDER BY r.key",
+                &[&projection, &table],
+            )
+            .await
+            .map_err(storage)?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn dump(&self, projection: &str, generation: u32) -> Result<Dump, ProjectionError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT tbl, key, value FROM accord_rows WHERE projection = $1 AND generation = $2",
+                &[&projection, &(generation as i32)],
+            )
+            .await
+            .map_err(storage)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .collect())
+    }
+}

@@ -1,0 +1,397 @@
+//! Feeds projections from the log: a durable pull consumer per projection, batches applied by
+//! the store with their checkpoint, acknowledged after the commit. A crash at any point loses
+//! nothing and applies nothing twice: on restart the consumer is recreated at the store's
+//! checkpoint + 1, and anything at or below the checkpoint is skipped by the store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use accord_events::signing::parse_unverified;
+use accord_events::{DomainId, Timestamp};
+use async_nats::jetstream::{self, consumer};
+use futures::{FutureExt, StreamExt};
+use tokio::sync::watch;
+
+use super::{Projection, ProjectionError, ProjectionStore};
+use crate::StoredEvent;
+use crate::reader::LogReader;
+
+/// Where a projection stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Progress {
+    pub name: String,
+    pub generation: u32,
+    /// Last stream sequence applied (the checkpoint).
+    pub applied: u64,
+    /// The log's last sequence when the projection started.
+    pub tail_at_start: u64,
+    /// Reached the tail as of its start.
+    pub ready: bool,
+    /// Messages of the log not yet applied, as of the last batch.
+    pub pending: u64,
+    /// The last failure, while the runner retries.
+    pub error: Option<String>,
+    /// Stream sequence up to which a rebuild has replayed, while one runs.
+    pub rebuilding: Option<RebuildProgress>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RebuildProgress {
+    pub generation: u32,
+    pub applied: u64,
+    pub target: u64,
+}
+
+/// How the runner reaches the log.
+#[derive(Clone, Debug)]
+pub struct RunnerContext {
+    pub js: jetstream::Context,
+    pub reader: LogReader,
+    pub stream: String,
+    pub domain: DomainId,
+    /// Most events applied in one transaction.
+    pub batch_size: usize,
+}
+
+struct Inner {
+    projection: Arc<dyn Projection>,
+    store: Arc<dyn ProjectionStore>,
+    progress: watch::Sender<Progress>,
+}
+
+/// A running projection: its progress, its store, and waits for a sequence.
+#[derive(Clone)]
+pub struct ProjectionHandle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ProjectionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProjectionHandle")
+            .field("progress", &*self.inner.progress.borrow())
+            .finish()
+    }
+}
+
+impl ProjectionHandle {
+    pub fn name(&self) -> &'static str {
+        self.inner.projection.name()
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.inner.progress.borrow().clone()
+    }
+
+    pub fn store(&self) -> &Arc<dyn ProjectionStore> {
+        &self.inner.store
+    }
+
+    /// Waits until the projection has applied at least `seq`, or fails with `NotYet` at the
+    /// deadline. Answers that depend on the projection can then say which sequence they reflect.
+    pub async fn wait_for(&self, seq: u64, within: Duration) -> Result<u64, ProjectionError> {
+        let mut rx = self.inner.progress.subscribe();
+        let reached = tokio::time::timeout(within, rx.wait_for(|p| p.applied >= seq)).await;
+        match reached {
+            Ok(Ok(p)) => Ok(p.applied),
+            _ => Err(ProjectionError::NotYet {
+                projection: self.name().to_owned(),
+                applied: self.inner.progress.borrow().applied,
+                wanted: seq,
+            }),
+        }
+    }
+
+    /// Waits until the projection reached the log's tail as of its start.
+    pub async fn wait_ready(&self, within: Duration) -> bool {
+        let mut rx = self.inner.progress.subscribe();
+        matches!(
+            tokio::time::timeout(within, rx.wait_for(|p| p.ready)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Progress)) {
+        self.inner.progress.send_modify(f);
+    }
+}
+
+/// Starts a projection's runner task; it runs until `shutdown` turns true.
+pub fn spawn(
+    projection: Arc<dyn Projection>,
+    store: Arc<dyn ProjectionStore>,
+    ctx: RunnerContext,
+    shutdown: watch::Receiver<bool>,
+) -> ProjectionHandle {
+    let (tx, _) = watch::channel(Progress {
+        name: projection.name().to_owned(),
+        ..Default::default()
+    });
+    let handle = ProjectionHandle {
+        inner: Arc::new(Inner {
+            projection,
+            store,
+            progress: tx,
+        }),
+    };
+    let h = handle.clone();
+    tokio::spawn(async move { run(h, ctx, shutdown).await });
+    handle
+}
+
+async fn run(handle: ProjectionHandle, ctx: RunnerContext, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = Duration::from_millis(50);
+    let mut tail_known = false;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let result = tokio::select! {
+            r = run_once(&handle, &ctx, &mut tail_known) => r,
+            _ = shutdown.changed() => return,
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(projection = handle.name(), error = %e, "projection runner failed; retrying");
+                handle.update(|p| p.error = Some(e.to_string()));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+fn nats(e: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Storage(format!("log: {e}"))
+}
+
+/// The durable consumer of a generation, recreated at `start` so that its position always
+/// agrees with the store's checkpoint (nothing delivered-but-unacknowledged lingers).
+async fn consumer_at(
+    ctx: &RunnerContext,
+    projection: &dyn Projection,
+    generation: u32,
+    start: u64,
+) -> Result<consumer::PullConsumer, ProjectionError> {
+    let name = format!("accord-proj-{}-g{generation}", projection.name());
+    let stream = ctx.js.get_stream_no_info(&ctx.stream).await.map_err(nats)?;
+    match stream.delete_consumer(&name).await {
+        Ok(_) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                jetstream::stream::ConsumerErrorKind::JetStream(ref je)
+                    if je.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND
+            ) => {}
+        Err(e) => return Err(nats(e)),
+    }
+    let deliver_policy = if start <= 1 {
+        consumer::DeliverPolicy::All
+    } else {
+        consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: start,
+        }
+    };
+    stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(name.clone()),
+            name: Some(name),
+            description: Some(format!("Accord projection {}", projection.name())),
+            filter_subjects: projection.filters(&ctx.domain),
+            deliver_policy,
+            ack_policy: consumer::AckPolicy::All,
+            ack_wait: Duration::from_secs(60),
+            max_ack_pending: 100_000,
+            ..Default::default()
+        })
+        .await
+        .map_err(nats)
+}
+
+/// Turns a delivered message into a stored event.
+fn stored(m: &jetstream::Message) -> Result<(StoredEvent, u64), ProjectionError> {
+    let info = m.info().map_err(nats)?;
+    let seq = info.stream_sequence;
+    let pending = info.pending;
+    let corrupt = |d: String| ProjectionError::Apply {
+        projection: "log".into(),
+        seq,
+        detail: d,
+    };
+    let parsed = parse_unverified(&m.payload).map_err(|e| corrupt(e.to_string()))?;
+    let event = parsed
+        .envelope
+        .decode()
+        .map_err(|e| corrupt(e.to_string()))?;
+    Ok((
+        StoredEvent {
+            stream_seq: seq,
+            envelope: parsed.envelope,
+            event,
+        },
+        pending,
+    ))
+}
+
+async fn run_once(
+    handle: &ProjectionHandle,
+    ctx: &RunnerContext,
+    tail_known: &mut bool,
+) -> Result<(), ProjectionError> {
+    let projection = handle.inner.projection.clone();
+    let store = handle.inner.store.clone();
+    let cp = store.open(projection.name()).await?;
+    if !*tail_known {
+        let tail = ctx.reader.last_sequence().await.map_err(nats)?;
+        handle.update(|p| p.tail_at_start = tail);
+        *tail_known = true;
+    }
+    handle.update(|p| {
+        p.generation = cp.generation;
+        p.applied = cp.seq;
+        p.ready = p.ready || cp.seq >= p.tail_at_start;
+    });
+    let consumer = consumer_at(ctx, projection.as_ref(), cp.generation, cp.seq + 1).await?;
+    if consumer.cached_info().num_pending == 0 {
+        handle.update(|p| p.ready = true);
+    }
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(ctx.batch_size.max(1))
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .map_err(nats)?;
+    let mut applied = cp.seq;
+    loop {
+        let Some(first) = messages.next().await else {
+            return Err(nats("consumer stream ended"));
+        };
+        let mut batch = vec![first.map_err(nats)?];
+        // take what is already here, up to the batch size: low latency when quiet, big
+        // transactions under load
+        while batch.len() < ctx.batch_size {
+            match messages.next().now_or_never() {
+                Some(Some(m)) => batch.push(m.map_err(nats)?),
+                _ => break,
+            }
+        }
+        let mut events = Vec::with_capacity(batch.len());
+        let mut pending = 0;
+        for m in &batch {
+            let (e, p) = stored(m)?;
+            pending = p;
+            events.push(e);
+        }
+        let new_cp = store
+            .apply_batch(projection.as_ref(), cp.generation, &events)
+            .await?;
+        // AckPolicy::All: the last acknowledges the batch
+        if let Some(last) = batch.last() {
+            last.ack().await.map_err(nats)?;
+        }
+        if new_cp > applied {
+            applied = new_cp;
+        }
+        handle.update(|p| {
+            p.applied = applied;
+            p.pending = pending;
+            p.error = None;
+            if applied >= p.tail_at_start || pending == 0 {
+                p.ready = true;
+            }
+        });
+    }
+}
+
+/// Replays the whole log into a fresh generation, then makes it the active one. The live
+/// runner notices the switch (its generation is gone), reopens the active generation and
+/// continues from its checkpoint. `on_progress` is called after each batch.
+pub async fn rebuild(
+    handle: &ProjectionHandle,
+    ctx: &RunnerContext,
+    mut on_progress: impl FnMut(u64, u64),
+) -> Result<u32, ProjectionError> {
+    let projection = handle.inner.projection.clone();
+    let store = handle.inner.store.clone();
+    store.open(projection.name()).await?;
+    let generation = store.new_generation(projection.name()).await?;
+    let target = ctx.reader.last_sequence().await.map_err(nats)?;
+    let started = Instant::now();
+    handle.update(|p| {
+        p.rebuilding = Some(RebuildProgress {
+            generation,
+            applied: 0,
+            target,
+        })
+    });
+    let result = async {
+        if target > 0 {
+            let filters = projection.filters(&ctx.domain);
+            let filter = filters
+                .first()
+                .cloned()
+                .unwrap_or_else(|| accord_events::subject::domain_filter(&ctx.domain));
+            let mut entries = ctx.reader.follow(&filter, 1).await.map_err(nats)?;
+            let mut applied = 0;
+            while applied < target {
+                let Some(first) = entries.next().await else {
+                    return Err(nats("log ended during rebuild"));
+                };
+                let mut batch = vec![first.map_err(nats)?];
+                while batch.len() < ctx.batch_size.max(1)
+                    && batch.last().is_some_and(|e| e.seq < target)
+                {
+                    match entries.next().now_or_never() {
+                        Some(Some(e)) => batch.push(e.map_err(nats)?),
+                        _ => break,
+                    }
+                }
+                let mut events = Vec::with_capacity(batch.len());
+                for e in batch.into_iter().filter(|e| e.seq <= target) {
+                    let parsed = parse_unverified(&e.payload)
+                        .map_err(|x| ProjectionError::apply("log", e.seq, x))?;
+                    let event = parsed
+                        .envelope
+                        .decode()
+                        .map_err(|x| ProjectionError::apply("log", e.seq, x))?;
+                    events.push(StoredEvent {
+                        stream_seq: e.seq,
+                        envelope: parsed.envelope,
+                        event,
+                    });
+                }
+                let Some(last) = events.last().map(|e| e.stream_seq) else {
+                    break;
+                };
+                store
+                    .apply_batch(projection.as_ref(), generation, &events)
+                    .await?;
+                applied = last;
+                on_progress(applied, target);
+                handle.update(|p| {
+                    if let Some(r) = p.rebuilding.as_mut() {
+                        r.applied = applied;
+                    }
+                });
+            }
+        }
+        store.activate(projection.name(), generation).await
+    }
+    .await;
+    handle.update(|p| p.rebuilding = None);
+    result?;
+    tracing::info!(
+        projection = projection.name(),
+        generation,
+        target,
+        secs = started.elapsed().as_secs_f64(),
+        at = %Timestamp::now(),
+        "rebuild switched"
+    );
+    Ok(generation)
+}

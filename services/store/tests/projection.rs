@@ -1,0 +1,257 @@
+//! Projections against real nats-server and PostgreSQL: exactly-once application with the
+//! checkpoint, redelivery, rebuild and switch, readiness, "at least sequence N", and a
+//! PostgreSQL restart in the middle of the stream.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use accord_events::{AggregateKind, Event};
+use accord_store::projection::memory::MemoryStore;
+use accord_store::projection::postgres::PgStore;
+use accord_store::projection::row::{object, seq_key, u64_of};
+use accord_store::projection::runner::{self, ProjectionHandle, RunnerContext};
+use accord_store::projection::{Projection, ProjectionError, ProjectionStore, Rows};
+use accord_store::{EventStore, StoredEvent, Version};
+use accord_testkit::PgServer;
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use support::*;
+
+/// Counts events per aggregate and keeps a log of every event it applied: any event applied
+/// twice or lost shows in the counts and the log.
+struct Tally;
+
+#[async_trait]
+impl Projection for Tally {
+    fn name(&self) -> &'static str {
+        "tally"
+    }
+    async fn apply(&self, e: &StoredEvent, rows: &mut dyn Rows) -> Result<(), ProjectionError> {
+        let key = e.envelope.aggregate.id.as_str();
+        let mut row = object(rows.get("aggregates", key).await?);
+        let n = u64_of(&Value::Object(row.clone()), "events") + 1;
+        row.insert("events".into(), n.into());
+        row.insert("last".into(), e.stream_seq.into());
+        rows.put("aggregates", key, Value::Object(row));
+        rows.put(
+            "log",
+            &seq_key(e.stream_seq),
+            json!({"type": e.envelope.event_type.as_str()}),
+        );
+        if let Event::AgentDecommissioned(_) = e.event {
+            rows.delete("aggregates", key);
+        }
+        Ok(())
+    }
+}
+
+fn context(store: &EventStore, batch: usize) -> RunnerContext {
+    RunnerContext {
+        js: store.jetstream().clone(),
+        reader: store.reader(),
+        stream: accord_store::EVENTS_STREAM.into(),
+        domain: domain(),
+        batch_size: batch,
+    }
+}
+
+async fn write(store: &EventStore, aggregates: usize, per: usize) -> u64 {
+    let mut last = 0;
+    for _ in 0..aggregates {
+        let (agent, id) = agent_aggregate();
+        let mut v = store
+            .append(
+                AggregateKind::Agent,
+                &id,
+                Version::EMPTY,
+                &meta(),
+                vec![provisioned(&agent, "x")],
+            )
+            .await
+            .unwrap()
+            .version;
+        for i in 1..per {
+            v = store
+                .append(
+                    AggregateKind::Agent,
+                    &id,
+                    v,
+                    &meta(),
+                    vec![suspended(&i.to_string())],
+                )
+                .await
+                .unwrap()
+                .version;
+        }
+        last = v.stream_seq;
+    }
+    last
+}
+
+async fn check_tally(handle: &ProjectionHandle, total: u64) {
+    let store = handle.store();
+    let p = handle.progress();
+    let dump = store.dump("tally", p.generation).await.unwrap();
+    let log = dump.keys().filter(|(t, _)| t == "log").count() as u64;
+    assert_eq!(log, total, "every event applied once");
+    let counted: u64 = dump
+        .iter()
+        .filter(|((t, _), _)| t == "aggregates")
+        .map(|(_, v)| u64_of(v, "events"))
+        .sum();
+    assert_eq!(counted, total, "no event applied twice");
+}
+
+async fn exercise(store: Arc<dyn ProjectionStore>) {
+    let (_server, events) = fresh().await;
+    let before = write(&events, 5, 20).await;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let handle = runner::spawn(
+        Arc::new(Tally),
+        store.clone(),
+        context(&events, 7),
+        stop.clone(),
+    );
+    assert!(
+        handle.wait_ready(Duration::from_secs(20)).await,
+        "ready at the tail as of start"
+    );
+    assert!(handle.progress().applied >= before);
+    check_tally(&handle, handle.progress().applied).await;
+
+    // more events while running; a query demands the newest sequence
+    let after = write(&events, 3, 10).await;
+    assert_eq!(
+        handle
+            .wait_for(after, Duration::from_secs(20))
+            .await
+            .unwrap(),
+        after
+    );
+    check_tally(&handle, after).await;
+    // a sequence far ahead: a typed error at the deadline
+    let err = handle
+        .wait_for(after + 1000, Duration::from_millis(200))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProjectionError::NotYet { applied, wanted, .. } if applied == after && wanted == after + 1000)
+    );
+
+    // a redelivered batch changes nothing
+    let generation = handle.progress().generation;
+    let replay: Vec<StoredEvent> = {
+        let (_, id) = agent_aggregate();
+        let _ = id;
+        let loaded = events.reader().read_range(">", 1).await.unwrap();
+        loaded
+            .into_iter()
+            .take(30)
+            .map(|e| {
+                let p = accord_events::parse_unverified(&e.payload).unwrap();
+                StoredEvent {
+                    stream_seq: e.seq,
+                    event: p.envelope.decode().unwrap(),
+                    envelope: p.envelope,
+                }
+            })
+            .collect()
+    };
+    let cp = store
+        .apply_batch(&Tally, generation, &replay)
+        .await
+        .unwrap();
+    assert_eq!(cp, after);
+    check_tally(&handle, after).await;
+
+    // rebuild into a fresh generation, then switch: same content
+    let old = store.dump("tally", generation).await.unwrap();
+    let mut seen = Vec::new();
+    let g2 = runner::rebuild(&handle, &context(&events, 50), |applied, target| {
+        seen.push((applied, target))
+    })
+    .await
+    .unwrap();
+    assert!(g2 > generation);
+    assert_eq!(seen.last().map(|s| s.0), Some(after));
+    assert_eq!(store.dump("tally", g2).await.unwrap(), old);
+    // the live runner follows the switch and keeps applying
+    let more = write(&events, 1, 5).await;
+    assert_eq!(
+        handle
+            .wait_for(more, Duration::from_secs(20))
+            .await
+            .unwrap(),
+        more
+    );
+    assert_eq!(handle.progress().generation, g2);
+    check_tally(&handle, more).await;
+    let _ = stop_tx.send(true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_applies_exactly_once_and_rebuilds() {
+    exercise(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_applies_exactly_once_and_rebuilds() {
+    let pg = PgServer::start();
+    let url = pg.create_database("accord");
+    exercise(Arc::new(PgStore::new(&url, 4).unwrap())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarted_mid_stream_the_projection_recovers() {
+    let mut pg = PgServer::start();
+    let url = pg.create_database("accord");
+    let store: Arc<dyn ProjectionStore> = Arc::new(PgStore::new(&url, 4).unwrap());
+    let (_server, events) = fresh().await;
+    let first = write(&events, 4, 25).await;
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let handle = runner::spawn(Arc::new(Tally), store.clone(), context(&events, 10), stop);
+    handle
+        .wait_for(first, Duration::from_secs(20))
+        .await
+        .unwrap();
+
+    // PostgreSQL goes away (immediate stop: as after a crash) while events keep coming
+    pg.stop();
+    let writer = {
+        let events = events.clone();
+        tokio::spawn(async move { write(&events, 4, 25).await })
+    };
+    let target = writer.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        handle.progress().applied < target,
+        "nothing applied without the database"
+    );
+    pg.restart();
+    assert_eq!(
+        handle
+            .wait_for(target, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        target
+    );
+    check_tally(&handle, target).await;
+}
+
+#[tokio::test]
+async fn an_empty_log_is_ready_at_once() {
+    let (_server, events) = fresh().await;
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let handle = runner::spawn(
+        Arc::new(Tally),
+        Arc::new(MemoryStore::new()),
+        context(&events, 10),
+        stop,
+    );
+    assert!(handle.wait_ready(Duration::from_secs(10)).await);
+    assert_eq!(handle.progress().applied, 0);
+}
