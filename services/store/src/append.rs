@@ -10,7 +10,7 @@ use async_nats::jetstream::context::PublishErrorKind;
 use bytes::Bytes;
 
 use crate::error::{InvalidAppend, StoreError};
-use crate::{EventStore, StoredEvent, Version};
+use crate::{Counters, EventStore, StoredEvent, Version};
 
 /// Most events one command may yield (one atomic batch; the server allows 1,000).
 pub const MAX_EVENTS_PER_COMMAND: usize = 256;
@@ -64,6 +64,25 @@ impl EventStore {
     /// safe: when the first attempt was stored, the retry returns its events with
     /// `replayed: true` and writes nothing.
     pub async fn append(
+        &self,
+        kind: AggregateKind,
+        id: &AggregateId,
+        expected: Version,
+        meta: &Metadata,
+        events: Vec<Event>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let c = &self.inner.counters;
+        let out = self.append_inner(kind, id, expected, meta, events).await;
+        match &out {
+            Ok(o) if o.replayed => Counters::add(&c.replayed, o.events.len() as u64),
+            Ok(o) => Counters::add(&c.stored, o.events.len() as u64),
+            Err(StoreError::Conflict { .. }) => Counters::add(&c.conflicts, 1),
+            Err(_) => Counters::add(&c.errors, 1),
+        }
+        out
+    }
+
+    async fn append_inner(
         &self,
         kind: AggregateKind,
         id: &AggregateId,

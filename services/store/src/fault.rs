@@ -2,15 +2,15 @@
 //! makes the process SIGKILL itself at that point, so a test can kill a real process exactly
 //! where it wants instead of racing it with a timer. Points:
 //!
-//! - `projection:<projection>:<n>`: after applying the n-th event (0-based) of a batch of that
-//!   projection, before the batch commits.
+//! - `projection:<projection>:<seq>`: after the projection applied the event at stream
+//!   sequence `seq`, before its batch commits.
 //!
 //! Without the feature these are empty functions.
 
 #[cfg(feature = "fault-injection")]
-fn armed() -> Option<&'static (String, String, usize)> {
+fn armed() -> Option<&'static (String, String, u64)> {
     use std::sync::OnceLock;
-    static SPEC: OnceLock<Option<(String, String, usize)>> = OnceLock::new();
+    static SPEC: OnceLock<Option<(String, String, u64)>> = OnceLock::new();
     SPEC.get_or_init(|| {
         let v = std::env::var("ACCORD_FAULT_KILL").ok()?;
         let mut parts = v.splitn(3, ':');
@@ -34,14 +34,14 @@ fn die() -> ! {
     }
 }
 
-/// Inside a projection batch, after applying event `index` and before the commit.
+/// Inside a projection batch, after applying the event at `seq` and before the commit.
 #[inline]
-pub(crate) fn mid_batch(_projection: &str, _index: usize) {
+pub(crate) fn mid_batch(_projection: &str, _seq: u64) {
     #[cfg(feature = "fault-injection")]
     if let Some((point, name, n)) = armed()
         && point == "projection"
         && name == _projection
-        && *n == _index
+        && *n == _seq
     {
         die();
     }

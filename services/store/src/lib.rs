@@ -92,7 +92,24 @@ pub struct EventStore {
     inner: Arc<Inner>,
 }
 
+/// What the store did since it opened (for metrics).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub stored: std::sync::atomic::AtomicU64,
+    pub replayed: std::sync::atomic::AtomicU64,
+    pub conflicts: std::sync::atomic::AtomicU64,
+    pub facts: std::sync::atomic::AtomicU64,
+    pub errors: std::sync::atomic::AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(c: &std::sync::atomic::AtomicU64, n: u64) {
+        c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 struct Inner {
+    counters: Counters,
     config: StoreConfig,
     client: async_nats::Client,
     js: jetstream::Context,
@@ -139,6 +156,7 @@ impl EventStore {
         let cache = load::Cache::new(config.cache_events);
         Ok(Self {
             inner: Arc::new(Inner {
+                counters: Counters::default(),
                 config,
                 client,
                 js,
@@ -153,6 +171,11 @@ impl EventStore {
 
     pub fn domain(&self) -> &DomainId {
         &self.inner.config.stream.domain
+    }
+
+    /// Appends by outcome since the store opened.
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
     }
 
     pub fn config(&self) -> &StoreConfig {

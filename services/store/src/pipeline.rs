@@ -84,6 +84,7 @@ impl EventStore {
             )
             .await
             .map_err(|e| StoreError::nats("publish fact", e))?;
+        crate::Counters::add(&self.inner.counters.facts, 1);
         Ok(PendingFact::spawn(ack))
     }
 }

@@ -41,6 +41,12 @@ pub enum ProjectionError {
     Storage(String),
     #[error("projection {0} is not known")]
     Unknown(String),
+    /// The runner must reopen the active generation (a rebuild switched it).
+    #[error("the active generation changed")]
+    Reopen,
+    /// Another instance is applying this projection to the same store.
+    #[error("projection {0} is applied by another instance")]
+    Standby(String),
     /// A query demanded a sequence the projection has not reached by the deadline.
     #[error("projection {projection} has applied sequence {applied}, not yet {wanted}")]
     NotYet {
@@ -90,9 +96,20 @@ pub struct Checkpoint {
     pub seq: u64,
 }
 
+/// Held while a runner applies a projection; dropping it lets another instance take over.
+pub type Leadership = Box<dyn std::any::Any + Send + Sync>;
+
 /// Storage of read models behind one interface.
 #[async_trait]
 pub trait ProjectionStore: Send + Sync + 'static {
+    /// Distinguishes the consumers of stores that do not share state: every memory store has
+    /// its own, every runner on one PostgreSQL database shares one.
+    fn consumer_scope(&self) -> String;
+    /// Whether consumers of this scope outlive the process (a memory store's do not).
+    fn durable(&self) -> bool;
+    /// Becomes the one runner applying `projection` to this store, or fails with
+    /// `ProjectionError::Standby` when another instance is.
+    async fn lead(&self, projection: &str) -> Result<Leadership, ProjectionError>;
     /// Prepares storage for a projection and returns its active generation's checkpoint,
     /// creating generation 1 when there is none.
     async fn open(&self, projection: &str) -> Result<Checkpoint, ProjectionError>;
@@ -160,14 +177,14 @@ pub(crate) async fn apply_events<R: Rows + OverlayAccess>(
     events: &[StoredEvent],
 ) -> Result<u64, ProjectionError> {
     let mut last = checkpoint;
-    for (i, e) in events.iter().enumerate() {
+    for e in events {
         if e.stream_seq <= last {
             continue;
         }
         rows.overlay().seq = e.stream_seq;
         projection.apply(e, rows).await?;
         last = e.stream_seq;
-        crate::fault::mid_batch(projection.name(), i);
+        crate::fault::mid_batch(projection.name(), e.stream_seq);
     }
     Ok(last)
 }

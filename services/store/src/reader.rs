@@ -91,6 +91,15 @@ impl LogReader {
         &self.js
     }
 
+    /// The first message matching `filter` at or after `from` (one direct get).
+    pub async fn first_from(
+        &self,
+        from: u64,
+        filter: &str,
+    ) -> Result<Option<crate::RawMessage>, StoreError> {
+        self.direct.next(from, filter).await
+    }
+
     /// The log's last sequence now.
     pub async fn last_sequence(&self) -> Result<u64, StoreError> {
         let s = self
@@ -112,6 +121,15 @@ impl LogReader {
         filter: &str,
         from: u64,
     ) -> Result<impl Stream<Item = Result<LogEntry, StoreError>> + Unpin + use<>, StoreError> {
+        self.follow_filters(&[filter.to_owned()], from).await
+    }
+
+    /// [`LogReader::follow`] with several subject filters.
+    pub async fn follow_filters(
+        &self,
+        filters: &[String],
+        from: u64,
+    ) -> Result<impl Stream<Item = Result<LogEntry, StoreError>> + Unpin + use<>, StoreError> {
         let s = self
             .js
             .get_stream_no_info(&self.stream)
@@ -126,7 +144,16 @@ impl LogReader {
         };
         let c = s
             .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: filter.to_owned(),
+                filter_subject: if filters.len() == 1 {
+                    filters[0].clone()
+                } else {
+                    String::new()
+                },
+                filter_subjects: if filters.len() > 1 {
+                    filters.to_vec()
+                } else {
+                    Vec::new()
+                },
                 deliver_policy,
                 ..Default::default()
             })

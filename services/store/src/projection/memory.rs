@@ -26,14 +26,24 @@ struct Slot {
 }
 
 /// The in-memory projection store.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     slots: RwLock<HashMap<String, Slot>>,
+    scope: String,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            slots: RwLock::default(),
+            scope: format!("mem-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+        }
     }
 }
 
@@ -66,6 +76,18 @@ impl OverlayAccess for MemRows<'_> {
 
 #[async_trait]
 impl ProjectionStore for MemoryStore {
+    fn consumer_scope(&self) -> String {
+        self.scope.clone()
+    }
+
+    fn durable(&self) -> bool {
+        false
+    }
+
+    async fn lead(&self, _projection: &str) -> Result<super::Leadership, ProjectionError> {
+        Ok(Box::new(()))
+    }
+
     async fn open(&self, projection: &str) -> Result<Checkpoint, ProjectionError> {
         let mut slots = self.slots.write().await;
         let slot = slots.entry(projection.to_owned()).or_default();

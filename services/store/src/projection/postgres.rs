@@ -158,6 +158,32 @@ impl OverlayAccess for PgRows<'_, '_> {
 
 #[async_trait]
 impl ProjectionStore for PgStore {
+    fn consumer_scope(&self) -> String {
+        "pg".into()
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    /// A session advisory lock on a connection held for as long as the runner leads.
+    async fn lead(&self, projection: &str) -> Result<super::Leadership, ProjectionError> {
+        let client = self.client().await?;
+        let got: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtext('accord-runner:' || $1))",
+                &[&projection],
+            )
+            .await
+            .map_err(storage)?
+            .get(0);
+        if !got {
+            return Err(ProjectionError::Standby(projection.to_owned()));
+        }
+        // the lock lives as long as this connection; keep it out of the pool for good
+        Ok(Box::new(deadpool_postgres::Object::take(client)))
+    }
+
     async fn open(&self, projection: &str) -> Result<Checkpoint, ProjectionError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(storage)?;

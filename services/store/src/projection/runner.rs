@@ -57,6 +57,8 @@ struct Inner {
     projection: Arc<dyn Projection>,
     store: Arc<dyn ProjectionStore>,
     progress: watch::Sender<Progress>,
+    /// Wakes the live runner to reopen the active generation (after a rebuild switched it).
+    reopen: tokio::sync::Notify,
 }
 
 /// A running projection: its progress, its store, and waits for a sequence.
@@ -131,6 +133,7 @@ pub fn spawn(
             projection,
             store,
             progress: tx,
+            reopen: tokio::sync::Notify::new(),
         }),
     };
     let h = handle.clone();
@@ -151,6 +154,18 @@ async fn run(handle: ProjectionHandle, ctx: RunnerContext, mut shutdown: watch::
         };
         match result {
             Ok(()) => return,
+            Err(ProjectionError::Reopen) => continue,
+            Err(ProjectionError::Standby(_)) => {
+                tracing::debug!(
+                    projection = handle.name(),
+                    "another instance leads; standing by"
+                );
+                handle.update(|p| p.error = Some("standby: another instance applies it".into()));
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
             Err(e) => {
                 tracing::warn!(projection = handle.name(), error = %e, "projection runner failed; retrying");
                 handle.update(|p| p.error = Some(e.to_string()));
@@ -173,10 +188,15 @@ fn nats(e: impl std::fmt::Display) -> ProjectionError {
 async fn consumer_at(
     ctx: &RunnerContext,
     projection: &dyn Projection,
+    store: &dyn ProjectionStore,
     generation: u32,
     start: u64,
 ) -> Result<consumer::PullConsumer, ProjectionError> {
-    let name = format!("accord-proj-{}-g{generation}", projection.name());
+    let name = format!(
+        "accord-proj-{}-{}-g{generation}",
+        store.consumer_scope(),
+        projection.name()
+    );
     let stream = ctx.js.get_stream_no_info(&ctx.stream).await.map_err(nats)?;
     match stream.delete_consumer(&name).await {
         Ok(_) => {}
@@ -205,6 +225,12 @@ async fn consumer_at(
             ack_policy: consumer::AckPolicy::All,
             ack_wait: Duration::from_secs(60),
             max_ack_pending: 100_000,
+            // a memory store's consumer dies with its process; let the server clean it up
+            inactive_threshold: if store.durable() {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(600)
+            },
             ..Default::default()
         })
         .await
@@ -243,6 +269,7 @@ async fn run_once(
 ) -> Result<(), ProjectionError> {
     let projection = handle.inner.projection.clone();
     let store = handle.inner.store.clone();
+    let _leadership = store.lead(projection.name()).await?;
     let cp = store.open(projection.name()).await?;
     if !*tail_known {
         let tail = ctx.reader.last_sequence().await.map_err(nats)?;
@@ -254,7 +281,14 @@ async fn run_once(
         p.applied = cp.seq;
         p.ready = p.ready || cp.seq >= p.tail_at_start;
     });
-    let consumer = consumer_at(ctx, projection.as_ref(), cp.generation, cp.seq + 1).await?;
+    let consumer = consumer_at(
+        ctx,
+        projection.as_ref(),
+        store.as_ref(),
+        cp.generation,
+        cp.seq + 1,
+    )
+    .await?;
     if consumer.cached_info().num_pending == 0 {
         handle.update(|p| p.ready = true);
     }
@@ -268,7 +302,11 @@ async fn run_once(
         .map_err(nats)?;
     let mut applied = cp.seq;
     loop {
-        let Some(first) = messages.next().await else {
+        let first = tokio::select! {
+            m = messages.next() => m,
+            _ = handle.inner.reopen.notified() => return Err(ProjectionError::Reopen),
+        };
+        let Some(first) = first else {
             return Err(nats("consumer stream ended"));
         };
         let mut batch = vec![first.map_err(nats)?];
@@ -385,6 +423,7 @@ pub async fn rebuild(
     .await;
     handle.update(|p| p.rebuilding = None);
     result?;
+    handle.inner.reopen.notify_one();
     tracing::info!(
         projection = projection.name(),
         generation,

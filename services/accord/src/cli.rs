@@ -1,0 +1,156 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "accord",
+    version,
+    about = "Accord: a trust fabric for AI agents of many organizations",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a whole domain on this machine: its own nats-server, the genesis on first start,
+    /// in-memory projections (PostgreSQL with --database-url), until Ctrl-C.
+    Dev(DevArgs),
+    /// Run the domain's services against an existing NATS deployment and PostgreSQL.
+    Serve(ServeArgs),
+    /// Read the event log.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Inspect and rebuild projections of a running domain.
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Folder holding the domain (created on first start; a second start resumes it).
+    #[arg(long, default_value = "accord-data")]
+    pub data_dir: PathBuf,
+    /// PostgreSQL for the projections (otherwise they live in memory).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Domain id of a new domain.
+    #[arg(long, default_value = "dev")]
+    pub domain: String,
+    /// Trust domain (SPIFFE) of a new domain.
+    #[arg(long, default_value = "dev.accord.test")]
+    pub trust_domain: String,
+    /// NATS client port of a new domain (default: a free one).
+    #[arg(long)]
+    pub nats_port: Option<u16>,
+    /// HTTPS port of a new domain (default: a free one).
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// Print the endpoints as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The domain's accord.toml.
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print the log's events, verifying each signature against pinned key ids.
+    Tail(TailArgs),
+}
+
+/// How a CLI command reaches a domain's NATS.
+#[derive(Debug, Args, Clone)]
+pub struct NatsArgs {
+    /// A dev domain's folder: takes the URL, CA and the auditor identity from it.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// NATS URL(s), comma-separated.
+    #[arg(long)]
+    pub nats_url: Option<String>,
+    /// CA certificate of the NATS servers (PEM).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// nkey seed file of the identity to connect as (an auditor's, usually).
+    #[arg(long)]
+    pub creds: Option<PathBuf>,
+    /// The log's stream.
+    #[arg(long, default_value = "ACCORD_EVENTS")]
+    pub stream: String,
+    /// JetStream domain to address across a leaf-node boundary.
+    #[arg(long)]
+    pub js_domain: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// First stream sequence to print.
+    #[arg(long, default_value_t = 1)]
+    pub from: u64,
+    /// Only events of these types (repeatable).
+    #[arg(long = "type")]
+    pub types: Vec<String>,
+    /// Keep printing new events as they are appended.
+    #[arg(long)]
+    pub follow: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// A key id (RFC 7638 thumbprint) the domain's events must be signed with (repeatable).
+    #[arg(long = "pin")]
+    pub pins: Vec<String>,
+    /// File of pinned key ids (one per line, or {"pins": [...]}).
+    #[arg(long)]
+    pub trust_file: Option<PathBuf>,
+}
+
+/// How a CLI command reaches a domain's HTTP endpoint.
+#[derive(Debug, Args, Clone)]
+pub struct HttpArgs {
+    /// A dev domain's folder: takes the URL, CA and admin token from it.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Base URL of the domain's HTTP endpoint.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// CA certificate of the endpoint (PEM).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// File holding the admin token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Applied sequence, lag and readiness of every projection.
+    Status {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay the log into a fresh generation of a projection, then switch to it.
+    Rebuild {
+        /// The projection (registry, credentials, trust, policies, peers).
+        name: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+}

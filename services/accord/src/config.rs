@@ -1,0 +1,371 @@
+//! `accord.toml`: one versioned file, unknown keys rejected, `ACCORD_<SECTION>__<KEY>`
+//! environment overrides, references to secrets (`file:PATH`, `pkcs11:URI`) and never secrets.
+//! Everything is validated before anything starts.
+//!
+//! The environment is passed in (`load(path, env)`), so tests never touch the process's own.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use accord_events::{DomainId, KeyId, TrustDomain};
+use serde::Deserialize;
+
+/// The one config version this build reads.
+pub const VERSION: u32 = 1;
+
+/// Sections that environment overrides may address.
+const SECTIONS: &[&str] = &[
+    "domain",
+    "keys",
+    "nats",
+    "postgres",
+    "http",
+    "telemetry",
+    "projections",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A reference to a secret: the config says where it is, never what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// `file:/path`: a file readable only by the service.
+    File(PathBuf),
+    /// `pkcs11:...` (RFC 7512): a key in a PKCS#11 token.
+    Pkcs11(String),
+}
+
+impl SecretRef {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(p) = s.strip_prefix("file:") {
+            if p.is_empty() {
+                return Err("file: reference without a path".into());
+            }
+            return Ok(Self::File(PathBuf::from(p)));
+        }
+        if s.starts_with("pkcs11:") {
+            return Ok(Self::Pkcs11(s.to_owned()));
+        }
+        Err(
+            "is not a secret reference (file:PATH or pkcs11:URI); secrets never go in the config"
+                .into(),
+        )
+    }
+
+    /// The secret's bytes (files only).
+    pub fn read(&self) -> Result<Vec<u8>, String> {
+        match self {
+            Self::File(p) => std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())),
+            Self::Pkcs11(uri) => Err(format!("{uri}: this secret must be a file")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub version: u32,
+    pub domain: DomainSection,
+    pub keys: KeysSection,
+    pub nats: NatsSection,
+    #[serde(default)]
+    pub postgres: Option<PostgresSection>,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub telemetry: TelemetrySection,
+    #[serde(default)]
+    pub projections: ProjectionsSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainSection {
+    pub id: DomainId,
+    pub trust_domain: TrustDomain,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysSection {
+    /// The domain's Ed25519 event-signing key (PKCS#8), in software (design §3).
+    pub event_signing: SecretRef,
+    /// The audit checkpoint key (PKCS#8).
+    pub audit: SecretRef,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSection {
+    /// Server URLs, comma-separated (`tls://host:4222,tls://host2:4222`).
+    pub url: String,
+    /// CA certificate(s) that signed the servers' TLS certificates (PEM).
+    pub ca: PathBuf,
+    /// The services' NATS identity: an nkey seed file.
+    pub credentials: SecretRef,
+    /// JetStream domain to address, when not the connection's own.
+    #[serde(default)]
+    pub js_domain: Option<String>,
+    /// Replicas of ACCORD_EVENTS: 1, 3 or 5.
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+    #[serde(default = "default_dup_window")]
+    pub duplicate_window_secs: u64,
+}
+
+fn default_replicas() -> usize {
+    1
+}
+fn default_dup_window() -> u64 {
+    120
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSection {
+    /// `postgres://user@host:port/db` (no password here: see `password`).
+    pub url: String,
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+    #[serde(default = "default_pg_connections")]
+    pub max_connections: usize,
+}
+
+fn default_pg_connections() -> usize {
+    8
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Server certificate chain (PEM). HTTPS when set together with `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<SecretRef>,
+    /// Bearer token for the admin endpoints (projection rebuilds).
+    #[serde(default)]
+    pub admin_token: Option<SecretRef>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8443))
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            tls_cert: None,
+            tls_key: None,
+            admin_token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySection {
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// `tracing` filter directives (`info`, `accord=debug,info`).
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+    /// OTLP/HTTP endpoint of a collector (`http://collector:4318`); traces and metrics are
+    /// exported there when set.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_service_name() -> String {
+    "accord".into()
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Text,
+            log_level: default_log_level(),
+            otlp_endpoint: None,
+            service_name: default_service_name(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectionsSection {
+    /// Most events applied in one transaction.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Key ids pinned for `accord events tail` and audits run with this config.
+    #[serde(default)]
+    pub pins: Vec<KeyId>,
+}
+
+fn default_batch() -> usize {
+    500
+}
+
+impl Default for ProjectionsSection {
+    fn default() -> Self {
+        Self {
+            batch_size: default_batch(),
+            pins: Vec::new(),
+        }
+    }
+}
+
+/// Parses an environment value as TOML when it is a valid TOML value (number, boolean, quoted
+/// string, array), else as a plain string.
+fn env_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+/// Reads `path`, applies `ACCORD_<SECTION>__<KEY>` overrides from `env`, and validates.
+pub fn load(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let invalid = |message: String| ConfigError::Invalid {
+        path: path.to_owned(),
+        message: message.replace('\n', " ").trim().to_owned(),
+    };
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| invalid(e.message().to_owned()))?;
+    for (k, v) in env {
+        let Some(rest) = k.strip_prefix("ACCORD_") else {
+            continue;
+        };
+        let lower = rest.to_ascii_lowercase();
+        if lower == "version" {
+            table.insert("version".into(), env_value(v));
+            continue;
+        }
+        let Some((section, key)) = lower.split_once("__") else {
+            continue; // ACCORD_NATS_SERVER and other tool variables are not config
+        };
+        if !SECTIONS.contains(&section) {
+            return Err(invalid(format!(
+                "environment variable {k}: no section [{section}]"
+            )));
+        }
+        let entry = table
+            .entry(section.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(t) = entry else {
+            return Err(invalid(format!("[{section}] is not a table")));
+        };
+        t.insert(key.to_owned(), env_value(v));
+    }
+    let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(
+        |e: serde_path_to_error::Error<toml::de::Error>| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                invalid(inner.message().to_owned())
+            } else {
+                invalid(format!("{path}: {}", inner.message()))
+            }
+        },
+    )?;
+    validate(&config).map_err(invalid)?;
+    Ok(config)
+}
+
+fn validate(c: &Config) -> Result<(), String> {
+    if c.version != VERSION {
+        return Err(format!(
+            "version = {} is not supported (this build reads version {VERSION})",
+            c.version
+        ));
+    }
+    if !matches!(c.nats.replicas, 1 | 3 | 5) {
+        return Err(format!(
+            "nats.replicas = {} (must be 1, 3 or 5)",
+            c.nats.replicas
+        ));
+    }
+    if c.nats.url.split(',').any(|u| u.trim().is_empty()) {
+        return Err("nats.url has an empty server URL".into());
+    }
+    if c.nats.duplicate_window_secs == 0 {
+        return Err("nats.duplicate_window_secs must be positive".into());
+    }
+    if c.projections.batch_size == 0 || c.projections.batch_size > 10_000 {
+        return Err("projections.batch_size must be 1..=10000".into());
+    }
+    if let Some(pg) = &c.postgres {
+        let userinfo = pg
+            .url
+            .split_once("//")
+            .and_then(|(_, rest)| rest.split_once('@'))
+            .map(|(u, _)| u)
+            .unwrap_or("");
+        if userinfo.contains(':') {
+            return Err(
+                "postgres.url holds a password; use postgres.password = \"file:...\"".into(),
+            );
+        }
+        if pg.max_connections == 0 {
+            return Err("postgres.max_connections must be positive".into());
+        }
+    }
+    if c.http.tls_cert.is_some() != c.http.tls_key.is_some() {
+        return Err("http.tls_cert and http.tls_key go together".into());
+    }
+    for (name, r) in [
+        ("keys.event_signing", &c.keys.event_signing),
+        ("keys.audit", &c.keys.audit),
+        ("nats.credentials", &c.nats.credentials),
+    ] {
+        if let SecretRef::File(p) = r
+            && !p.exists()
+        {
+            return Err(format!("{name}: {} does not exist", p.display()));
+        }
+    }
+    if !c.nats.ca.exists() {
+        return Err(format!("nats.ca: {} does not exist", c.nats.ca.display()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "config/tests.rs"]
+mod tests;

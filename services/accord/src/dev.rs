@@ -1,0 +1,427 @@
+//! `accord dev`: a whole domain on one machine. The first start creates the domain in the data
+//! folder (keys, NATS identities, a development PKI, the nats-server config); every start
+//! launches that nats-server and then runs the same services `accord serve` runs, with the
+//! config file written next to them. A second start on the same folder is the same domain.
+//!
+//! ```text
+//! <data>/dev.json              domain and ports (chosen at the first start)
+//! <data>/accord.toml           the serve-compatible config of this domain
+//! <data>/keys/*.pk8            event-signing and audit keys (0600)
+//! <data>/nats/*.nk             nkey seeds of the NATS identities (0600)
+//! <data>/nats/nats.conf        generated on every start; nats.pid, nats.log, js/ (the store)
+//! <data>/tls/                  development CA and server certificate
+//! <data>/http/admin.token      bearer token of the admin endpoints (0600)
+//! ```
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use accord_events::{DomainId, Ed25519Key, TrustDomain};
+use anyhow::{Context, bail};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use crate::natsconf::{self, Identities, ServerConfig, TlsFiles};
+use crate::pki;
+
+/// What the first start decided, kept in `dev.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevState {
+    pub domain: DomainId,
+    pub trust_domain: TrustDomain,
+    pub nats_port: u16,
+    pub monitor_port: u16,
+    pub http_port: u16,
+}
+
+/// Paths inside a dev data folder.
+#[derive(Debug, Clone)]
+pub struct DevPaths {
+    pub root: PathBuf,
+}
+
+impl DevPaths {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+        }
+    }
+    pub fn state(&self) -> PathBuf {
+        self.root.join("dev.json")
+    }
+    pub fn config(&self) -> PathBuf {
+        self.root.join("accord.toml")
+    }
+    pub fn event_key(&self) -> PathBuf {
+        self.root.join("keys/event-signing.pk8")
+    }
+    pub fn audit_key(&self) -> PathBuf {
+        self.root.join("keys/audit.pk8")
+    }
+    pub fn nkey(&self, who: &str) -> PathBuf {
+        self.root.join(format!("nats/{who}.nk"))
+    }
+    pub fn nats_conf(&self) -> PathBuf {
+        self.root.join("nats/nats.conf")
+    }
+    pub fn nats_pid(&self) -> PathBuf {
+        self.root.join("nats/nats.pid")
+    }
+    pub fn nats_log(&self) -> PathBuf {
+        self.root.join("nats/nats.log")
+    }
+    pub fn js_store(&self) -> PathBuf {
+        self.root.join("nats/js")
+    }
+    pub fn ca_cert(&self) -> PathBuf {
+        self.root.join("tls/ca.pem")
+    }
+    pub fn ca_key(&self) -> PathBuf {
+        self.root.join("tls/ca.key")
+    }
+    pub fn server_cert(&self) -> PathBuf {
+        self.root.join("tls/server.pem")
+    }
+    pub fn server_key(&self) -> PathBuf {
+        self.root.join("tls/server.key")
+    }
+    pub fn admin_token(&self) -> PathBuf {
+        self.root.join("http/admin.token")
+    }
+}
+
+/// Writes a file only its owner can read.
+pub fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Options of `accord dev`.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    pub data_dir: PathBuf,
+    pub domain: DomainId,
+    pub trust_domain: TrustDomain,
+    pub database_url: Option<String>,
+    pub nats_port: Option<u16>,
+    pub http_port: Option<u16>,
+}
+
+/// Held while an `accord dev` runs on a folder: a second one on the same folder is refused.
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: std::fs::File,
+}
+
+/// Takes the folder's lock, or says who holds it.
+pub fn lock(paths: &DevPaths) -> anyhow::Result<FolderLock> {
+    let path = paths.root.join("accord.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("{}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0)?;
+            writeln!(file, "{}", std::process::id())?;
+            Ok(FolderLock { _file: file })
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            bail!(
+                "another accord dev (pid {}) is running on {}",
+                holder.trim(),
+                paths.root.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+/// Creates the domain's files on the first start; reads them afterwards. Takes the folder's
+/// lock first.
+pub fn prepare(opts: &DevOptions) -> anyhow::Result<(DevPaths, DevState, FolderLock)> {
+    std::fs::create_dir_all(&opts.data_dir)
+        .with_context(|| format!("creating {}", opts.data_dir.display()))?;
+    let root = opts
+        .data_dir
+        .canonicalize()
+        .with_context(|| format!("{}", opts.data_dir.display()))?;
+    let paths = DevPaths::new(&root);
+    let folder_lock = lock(&paths)?;
+    let state = if paths.state().exists() {
+        let state: DevState = serde_json::from_slice(&std::fs::read(paths.state())?)
+            .with_context(|| format!("reading {}", paths.state().display()))?;
+        if state.domain != opts.domain && opts.domain.as_str() != "dev" {
+            bail!(
+                "{} holds domain {}, not {}",
+                paths.root.display(),
+                state.domain,
+                opts.domain
+            );
+        }
+        state
+    } else {
+        let state = DevState {
+            domain: opts.domain.clone(),
+            trust_domain: opts.trust_domain.clone(),
+            nats_port: opts.nats_port.map_or_else(free_port, Ok)?,
+            monitor_port: free_port()?,
+            http_port: opts.http_port.map_or_else(free_port, Ok)?,
+        };
+        init(&paths, &state)?;
+        std::fs::write(paths.state(), serde_json::to_vec_pretty(&state)?)?;
+        state
+    };
+    write_nats_conf(&paths, &state)?;
+    write_config(&paths, &state, opts.database_url.as_deref())?;
+    Ok((paths, state, folder_lock))
+}
+
+fn init(paths: &DevPaths, state: &DevState) -> anyhow::Result<()> {
+    let (_, event_der) = Ed25519Key::generate()?;
+    write_secret(&paths.event_key(), &event_der)?;
+    let (_, audit_der) = Ed25519Key::generate()?;
+    write_secret(&paths.audit_key(), &audit_der)?;
+    for who in ["services", "admin", "auditor", "system"] {
+        let kp = nkeys::KeyPair::new_user();
+        let seed = kp.seed().map_err(|e| anyhow::anyhow!("nkey seed: {e}"))?;
+        write_secret(&paths.nkey(who), seed.as_bytes())?;
+    }
+    let p = pki::generate(state.domain.as_str())?;
+    std::fs::create_dir_all(paths.root.join("tls"))?;
+    std::fs::write(paths.ca_cert(), &p.ca_cert)?;
+    write_secret(&paths.ca_key(), p.ca_key.as_bytes())?;
+    std::fs::write(paths.server_cert(), &p.server_cert)?;
+    write_secret(&paths.server_key(), p.server_key.as_bytes())?;
+    let mut token = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut token).map_err(|_| anyhow::anyhow!("no randomness"))?;
+    write_secret(
+        &paths.admin_token(),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(token)
+            .as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// The public nkey of a seed file.
+pub fn nkey_public(path: &Path) -> anyhow::Result<String> {
+    let seed = std::fs::read_to_string(path)?;
+    let kp = nkeys::KeyPair::from_seed(seed.trim())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(kp.public_key())
+}
+
+fn write_nats_conf(paths: &DevPaths, state: &DevState) -> anyhow::Result<()> {
+    let conf = ServerConfig {
+        server_name: format!("accord-{}", state.domain),
+        listen: SocketAddr::from(([127, 0, 0, 1], state.nats_port)),
+        monitor: SocketAddr::from(([127, 0, 0, 1], state.monitor_port)),
+        store_dir: paths.js_store(),
+        pid_file: Some(paths.nats_pid()),
+        domain: state.domain.clone(),
+        stream: accord_store::EVENTS_STREAM.to_owned(),
+        tls: Some(TlsFiles {
+            cert: paths.server_cert(),
+            key: paths.server_key(),
+        }),
+        identities: Identities {
+            services: nkey_public(&paths.nkey("services"))?,
+            admin: nkey_public(&paths.nkey("admin"))?,
+            auditor: nkey_public(&paths.nkey("auditor"))?,
+            system: nkey_public(&paths.nkey("system"))?,
+        },
+        cluster: None,
+    };
+    std::fs::write(paths.nats_conf(), natsconf::render(&conf))?;
+    Ok(())
+}
+
+fn write_config(
+    paths: &DevPaths,
+    state: &DevState,
+    database_url: Option<&str>,
+) -> anyhow::Result<()> {
+    let q = |p: PathBuf| format!("{:?}", p.display().to_string());
+    let f = |p: PathBuf| format!("{:?}", format!("file:{}", p.display()));
+    let mut toml = format!(
+        "# accord dev: the configuration of this development domain (rewritten on every start)\n\
+         version = 1\n\n\
+         [domain]\nid = {:?}\ntrust_domain = {:?}\n\n\
+         [keys]\nevent_signing = {}\naudit = {}\n\n\
+         [nats]\nurl = {:?}\nca = {}\ncredentials = {}\njs_domain = {:?}\nreplicas = 1\n\n\
+         [http]\nlisten = {:?}\ntls_cert = {}\ntls_key = {}\nadmin_token = {}\n",
+        state.domain.as_str(),
+        state.trust_domain.as_str(),
+        f(paths.event_key()),
+        f(paths.audit_key()),
+        format!("tls://127.0.0.1:{}", state.nats_port),
+        q(paths.ca_cert()),
+        f(paths.nkey("services")),
+        state.domain.as_str(),
+        format!("127.0.0.1:{}", state.http_port),
+        q(paths.server_cert()),
+        f(paths.server_key()),
+        f(paths.admin_token()),
+    );
+    if let Some(url) = database_url {
+        toml.push_str(&format!("\n[postgres]\nurl = {url:?}\n"));
+    }
+    std::fs::write(paths.config(), toml)?;
+    Ok(())
+}
+
+/// The dev domain's nats-server, a child process; stopped on drop.
+#[derive(Debug)]
+pub struct DevNats {
+    child: Option<Child>,
+}
+
+impl DevNats {
+    /// Stops a server a previous `accord dev` left running (it was killed), then starts one.
+    pub fn start(bin: &Path, paths: &DevPaths, state: &DevState) -> anyhow::Result<Self> {
+        stop_orphan(paths);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(paths.nats_log())?;
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(paths.nats_conf())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let mut me = Self { child: Some(child) };
+        me.wait_ready(paths, state, Duration::from_secs(30))?;
+        Ok(me)
+    }
+
+    fn wait_ready(
+        &mut self,
+        paths: &DevPaths,
+        state: &DevState,
+        within: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(c) = self.child.as_mut()
+                && let Some(status) = c.try_wait()?
+            {
+                let log = std::fs::read_to_string(paths.nats_log()).unwrap_or_default();
+                let last = log
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains("[FTL]") || l.contains("[ERR]"))
+                    .unwrap_or("");
+                bail!("nats-server exited ({status}): {last}");
+            }
+            if healthz(state.monitor_port) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "nats-server not ready after {within:?}; see {}",
+                    paths.nats_log().display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Asks the server to shut down (SIGTERM) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for DevNats {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn healthz(port: u16) -> bool {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    ) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+    if s.write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 32];
+    matches!(s.read(&mut buf), Ok(n) if std::str::from_utf8(&buf[..n]).is_ok_and(|h| h.contains(" 200 ")))
+}
+
+/// A nats-server whose pid file is ours and whose command line names our config is a server
+/// a killed `accord dev` left behind: stop it so this start can use the store.
+fn stop_orphan(paths: &DevPaths) {
+    let Ok(pid) = std::fs::read_to_string(paths.nats_pid()) else {
+        return;
+    };
+    let pid = pid.trim();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    if !cmdline.contains("nats-server")
+        || !cmdline.contains(&paths.nats_conf().display().to_string())
+    {
+        return;
+    }
+    tracing::warn!(
+        pid,
+        "stopping the nats-server a previous accord dev left running"
+    );
+    let _ = Command::new("kill").args(["-TERM", pid]).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && Path::new(&format!("/proc/{pid}")).exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if Path::new(&format!("/proc/{pid}")).exists() {
+        let _ = Command::new("kill").args(["-KILL", pid]).status();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

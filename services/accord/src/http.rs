@@ -1,0 +1,369 @@
+//! The HTTP endpoint of a domain: health, readiness, metrics, projection status, state digests
+//! and rebuilds. Every error is an RFC 9457 problem document; nothing internal leaks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::runtime::Runtime;
+
+/// Largest request body any endpoint reads.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Longest a query may wait for "at least sequence N".
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// An RFC 9457 problem.
+#[derive(Debug)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+}
+
+impl Problem {
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "type": format!("https://accord.dev/problems/{}", self.kind),
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        let mut r = (self.status, body.to_string()).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        r
+    }
+}
+
+type Rt = State<Arc<Runtime>>;
+
+pub fn router(rt: Arc<Runtime>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/domain", get(domain))
+        .route("/v1/projections", get(projections))
+        .route("/v1/projections/{name}", get(projection))
+        .route("/v1/projections/{name}/digest", get(digest))
+        .route("/v1/projections/{name}/tables/{table}", get(table))
+        .route("/v1/projections/{name}/rebuild", post(rebuild))
+        .fallback(|| async {
+            Problem::new(StatusCode::NOT_FOUND, "not-found", "No such resource", "")
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(rt)
+}
+
+async fn readyz(State(rt): Rt) -> Response {
+    let waiting: Vec<String> = rt
+        .projections
+        .iter()
+        .filter(|p| !p.progress().ready)
+        .map(|p| p.name().to_owned())
+        .collect();
+    if waiting.is_empty() {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "Projections have not reached the log's tail yet",
+            waiting.join(", "),
+        )
+        .into_response()
+    }
+}
+
+async fn metrics(State(rt): Rt) -> Response {
+    let mut r = rt.metrics.encode().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
+async fn domain(State(rt): Rt) -> Result<Json<serde_json::Value>, Problem> {
+    let accord_events::Event::DomainCreated(g) = &rt.genesis.event else {
+        return Err(internal("genesis is not DomainCreated"));
+    };
+    let last = rt
+        .store
+        .last_sequence()
+        .await
+        .map_err(|e| unavailable(&e))?;
+    Ok(Json(json!({
+        "domain_id": g.domain_id,
+        "trust_domain": g.trust_domain,
+        "event_signing_keys": g.event_signing_keys,
+        "audit_keys": g.audit_keys,
+        "stream": rt.store.config().stream.name,
+        "genesis_seq": rt.genesis.stream_seq,
+        "last_seq": last,
+    })))
+}
+
+fn internal(detail: &str) -> Problem {
+    tracing::error!(detail, "internal error");
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "Internal error",
+        "see the server log",
+    )
+}
+
+fn unavailable(e: &dyn std::fmt::Display) -> Problem {
+    tracing::warn!(error = %e, "dependency unavailable");
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "A dependency is unavailable",
+        "the event log or the read-model store did not answer",
+    )
+}
+
+async fn projections(State(rt): Rt) -> Json<serde_json::Value> {
+    let last = rt.store.last_sequence().await.unwrap_or(0);
+    Json(json!({
+        "log_last_seq": last,
+        "projections": rt.projections.iter().map(|p| {
+            let pr = p.progress();
+            let lag = last.saturating_sub(pr.applied);
+            let mut v = serde_json::to_value(pr).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() { o.insert("lag".into(), lag.into()); }
+            v
+        }).collect::<Vec<_>>(),
+    }))
+}
+
+fn find<'a>(
+    rt: &'a Runtime,
+    name: &str,
+) -> Result<&'a accord_store::projection::runner::ProjectionHandle, Problem> {
+    rt.projection(name).ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown-projection",
+            "No such projection",
+            name.to_owned(),
+        )
+    })
+}
+
+async fn projection(
+    State(rt): Rt,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let h = find(&rt, &name)?;
+    Ok(Json(serde_json::to_value(h.progress()).unwrap_or_default()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MinSeq {
+    /// Answer only once the projection applied at least this sequence.
+    min_seq: Option<u64>,
+    /// How long to wait for it, milliseconds (default 2,000, at most 30,000).
+    wait_ms: Option<u64>,
+}
+
+/// A digest of the projection's whole state: equal digests, equal read models.
+async fn digest(
+    State(rt): Rt,
+    Path(name): Path<String>,
+    q: Result<Query<MinSeq>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let Query(q) = q.map_err(|e| {
+        rt.metrics.reject("http", "bad-query");
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "Malformed query",
+            e.body_text(),
+        )
+    })?;
+    let h = find(&rt, &name)?;
+    if let Some(seq) = q.min_seq {
+        let wait = Duration::from_millis(q.wait_ms.unwrap_or(2000)).min(MAX_WAIT);
+        h.wait_for(seq, wait).await.map_err(|e| {
+            Problem::new(
+                StatusCode::CONFLICT,
+                "not-yet",
+                "The projection has not reached that sequence",
+                e.to_string(),
+            )
+        })?;
+    }
+    let p = h.progress();
+    let dump = h
+        .store()
+        .dump(&name, p.generation)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let rows: Vec<serde_json::Value> = dump.iter().map(|((t, k), v)| json!([t, k, v])).collect();
+    let bytes = accord_events::canonical::canonical_bytes(&serde_json::Value::Array(rows))
+        .map_err(|e| internal(&e.to_string()))?;
+    let applied = h
+        .store()
+        .checkpoint(&name, p.generation)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    Ok(Json(json!({
+        "projection": name,
+        "generation": p.generation,
+        "applied": applied,
+        "rows": dump.len(),
+        "digest": accord_events::Digest::sha256(&bytes).to_string(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    /// Rows with keys after this one.
+    after: Option<String>,
+    /// At most this many rows (default and maximum 1,000).
+    limit: Option<usize>,
+    min_seq: Option<u64>,
+    wait_ms: Option<u64>,
+}
+
+/// Rows of a table of the active generation, by key, a page at a time.
+async fn table(
+    State(rt): Rt,
+    Path((name, table)): Path<(String, String)>,
+    q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let Query(q) = q.map_err(|e| {
+        rt.metrics.reject("http", "bad-query");
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "Malformed query",
+            e.body_text(),
+        )
+    })?;
+    let h = find(&rt, &name)?;
+    if let Some(seq) = q.min_seq {
+        let wait = Duration::from_millis(q.wait_ms.unwrap_or(2000)).min(MAX_WAIT);
+        h.wait_for(seq, wait).await.map_err(|e| {
+            Problem::new(
+                StatusCode::CONFLICT,
+                "not-yet",
+                "The projection has not reached that sequence",
+                e.to_string(),
+            )
+        })?;
+    }
+    let applied = h.progress().applied;
+    let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
+    let rows = h
+        .store()
+        .scan(&name, &table)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    let page: Vec<serde_json::Value> = rows
+        .into_iter()
+        .filter(|(k, _)| q.after.as_ref().is_none_or(|a| k > a))
+        .take(limit)
+        .map(|(k, v)| json!({"key": k, "value": v}))
+        .collect();
+    Ok(Json(
+        json!({"projection": name, "table": table, "applied": applied, "rows": page}),
+    ))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+}
+
+/// Constant-time comparison of the presented token with the configured one.
+fn token_matches(presented: &str, expected: &[u8]) -> bool {
+    let p = presented.as_bytes();
+    if p.len() != expected.len() {
+        return false;
+    }
+    p.iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
+async fn rebuild(
+    State(rt): Rt,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let expected = rt
+        .config
+        .http
+        .admin_token
+        .as_ref()
+        .and_then(|r| r.read().ok())
+        .map(|b| String::from_utf8_lossy(&b).trim().as_bytes().to_vec());
+    let authorized = match (bearer(&headers), &expected) {
+        (Some(t), Some(e)) => token_matches(t, e),
+        _ => false,
+    };
+    if !authorized {
+        rt.metrics.reject("http", "unauthorized");
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Admin token required",
+            "send Authorization: Bearer <the domain's admin token>",
+        ));
+    }
+    let h = find(&rt, &name)?.clone();
+    if h.progress().rebuilding.is_some() {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "rebuild-running",
+            "A rebuild is already running",
+            name,
+        ));
+    }
+    let ctx = rt.context.clone();
+    tokio::spawn(async move {
+        if let Err(e) = accord_store::projection::runner::rebuild(&h, &ctx, |_, _| {}).await {
+            tracing::error!(projection = h.name(), error = %e, "rebuild failed");
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"projection": name, "status": "rebuilding"})),
+    )
+        .into_response())
+}

@@ -1,0 +1,215 @@
+//! The nats-server configuration of a domain: JetStream with the domain as JetStream domain,
+//! TLS on the client port, and an `ACCORD` account whose users are the domain's identities
+//! (nkeys). Permissions, not only stream flags, guard the log (design §3; ADR 0006):
+//!
+//! - `services`: writes events and runs projections; can never delete, purge, update or
+//!   restore `ACCORD_EVENTS`, nor remove a message;
+//! - `admin`: the operator's identity for deliberate stream changes (replicas); still never
+//!   deletes or purges the log;
+//! - `auditor`: reads the log (stream info, direct gets, ephemeral consumers); publishes
+//!   nothing to `accord.evt.>` and cannot touch consumers it did not create;
+//! - agents (issue 6): no static user; they will be admitted by an auth callout (ADR 0006).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use accord_events::DomainId;
+
+/// The nkey public keys of the domain's NATS identities.
+#[derive(Debug, Clone)]
+pub struct Identities {
+    pub services: String,
+    pub admin: String,
+    pub auditor: String,
+    pub system: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterConf {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub routes: Vec<String>,
+}
+
+/// One server's configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub server_name: String,
+    pub listen: SocketAddr,
+    pub monitor: SocketAddr,
+    pub store_dir: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub domain: DomainId,
+    pub stream: String,
+    pub tls: Option<TlsFiles>,
+    pub identities: Identities,
+    pub cluster: Option<ClusterConf>,
+}
+
+/// Subjects each identity may publish to (allow, deny) and subscribe to.
+#[derive(Debug, Clone)]
+pub struct Permissions {
+    pub publish_allow: Vec<String>,
+    pub publish_deny: Vec<String>,
+    pub subscribe_allow: Vec<String>,
+}
+
+/// Stream administration that nobody may do to the log.
+fn never_on_log(stream: &str) -> Vec<String> {
+    vec![
+        format!("$JS.API.STREAM.DELETE.{stream}"),
+        format!("$JS.API.STREAM.PURGE.{stream}"),
+        format!("$JS.API.STREAM.MSG.DELETE.{stream}"),
+        format!("$JS.API.STREAM.RESTORE.{stream}"),
+    ]
+}
+
+pub fn services(domain: &DomainId, stream: &str) -> Permissions {
+    let mut deny = never_on_log(stream);
+    deny.push(format!("$JS.API.STREAM.UPDATE.{stream}"));
+    // events of other domains arrive through federation ingest, never by direct publish
+    Permissions {
+        publish_allow: vec![
+            format!("accord.evt.{domain}.>"),
+            "$JS.API.>".into(),
+            "$JS.ACK.>".into(),
+            "$JS.FC.>".into(),
+            "$KV.>".into(),
+            "_INBOX.>".into(),
+        ],
+        publish_deny: deny,
+        subscribe_allow: vec![">".into()],
+    }
+}
+
+pub fn admin(_domain: &DomainId, stream: &str) -> Permissions {
+    Permissions {
+        publish_allow: vec!["$JS.API.>".into(), "_INBOX.>".into()],
+        publish_deny: {
+            let mut d = never_on_log(stream);
+            d.push("accord.evt.>".into());
+            d
+        },
+        subscribe_allow: vec!["_INBOX.>".into()],
+    }
+}
+
+pub fn auditor(_domain: &DomainId, stream: &str) -> Permissions {
+    Permissions {
+        publish_allow: vec![
+            "$JS.API.INFO".into(),
+            "$JS.API.STREAM.NAMES".into(),
+            format!("$JS.API.STREAM.INFO.{stream}"),
+            format!("$JS.API.STREAM.MSG.GET.{stream}"),
+            format!("$JS.API.DIRECT.GET.{stream}"),
+            format!("$JS.API.DIRECT.GET.{stream}.>"),
+            // ephemeral consumers only: the unnamed create subject refuses a durable name
+            format!("$JS.API.CONSUMER.CREATE.{stream}"),
+            format!("$JS.API.CONSUMER.INFO.{stream}.*"),
+            format!("$JS.API.CONSUMER.MSG.NEXT.{stream}.*"),
+            format!("$JS.FC.{stream}.>"),
+        ],
+        publish_deny: vec!["accord.evt.>".into()],
+        subscribe_allow: vec!["_INBOX.>".into()],
+    }
+}
+
+fn list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+fn user(out: &mut String, comment: &str, nkey: &str, p: &Permissions) {
+    let _ = writeln!(out, "      # {comment}");
+    let _ = writeln!(out, "      {{");
+    let _ = writeln!(out, "        nkey: {nkey:?}");
+    let _ = writeln!(out, "        permissions: {{");
+    let _ = writeln!(
+        out,
+        "          publish: {{ allow: {}, deny: {} }}",
+        list(&p.publish_allow),
+        list(&p.publish_deny)
+    );
+    let _ = writeln!(
+        out,
+        "          subscribe: {{ allow: {} }}",
+        list(&p.subscribe_allow)
+    );
+    let _ = writeln!(out, "        }}");
+    let _ = writeln!(out, "      }}");
+}
+
+/// Renders the server's configuration file.
+pub fn render(c: &ServerConfig) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# nats-server configuration of Accord domain {} (generated by accord; edits are overwritten)",
+        c.domain
+    );
+    let _ = writeln!(out, "server_name: {:?}", c.server_name);
+    let _ = writeln!(out, "listen: {:?}", c.listen.to_string());
+    let _ = writeln!(out, "http: {:?}", c.monitor.to_string());
+    let _ = writeln!(out, "max_payload: 1MB");
+    if let Some(p) = &c.pid_file {
+        let _ = writeln!(out, "pid_file: {:?}", p.display().to_string());
+    }
+    let _ = writeln!(out, "\njetstream {{");
+    let _ = writeln!(out, "  store_dir: {:?}", c.store_dir.display().to_string());
+    let _ = writeln!(out, "  domain: {:?}", c.domain.as_str());
+    let _ = writeln!(out, "  max_memory_store: 256MB");
+    let _ = writeln!(out, "  max_file_store: 64GB");
+    let _ = writeln!(out, "}}");
+    if let Some(t) = &c.tls {
+        let _ = writeln!(out, "\n# every client connection is TLS");
+        let _ = writeln!(out, "tls {{");
+        let _ = writeln!(out, "  cert_file: {:?}", t.cert.display().to_string());
+        let _ = writeln!(out, "  key_file: {:?}", t.key.display().to_string());
+        let _ = writeln!(out, "  timeout: 5");
+        let _ = writeln!(out, "}}");
+    }
+    if let Some(cl) = &c.cluster {
+        let _ = writeln!(out, "\ncluster {{");
+        let _ = writeln!(out, "  name: {:?}", cl.name);
+        let _ = writeln!(out, "  listen: {:?}", cl.listen.to_string());
+        let _ = writeln!(out, "  routes: {}", list(&cl.routes));
+        let _ = writeln!(out, "}}");
+    }
+    let _ = writeln!(out, "\naccounts {{");
+    let _ = writeln!(out, "  ACCORD {{");
+    let _ = writeln!(out, "    jetstream: enabled");
+    let _ = writeln!(out, "    users: [");
+    user(
+        &mut out,
+        "the domain's services: write events, run projections; never delete, purge or reconfigure the log",
+        &c.identities.services,
+        &services(&c.domain, &c.stream),
+    );
+    user(
+        &mut out,
+        "operator: deliberate stream changes; never deletes or purges the log, writes no events",
+        &c.identities.admin,
+        &admin(&c.domain, &c.stream),
+    );
+    user(
+        &mut out,
+        "auditors: read the log; write nothing",
+        &c.identities.auditor,
+        &auditor(&c.domain, &c.stream),
+    );
+    let _ = writeln!(out, "    ]");
+    let _ = writeln!(out, "  }}");
+    let _ = writeln!(out, "  SYS {{");
+    let _ = writeln!(out, "    users: [ {{ nkey: {:?} }} ]", c.identities.system);
+    let _ = writeln!(out, "  }}");
+    let _ = writeln!(out, "}}");
+    let _ = writeln!(out, "system_account: SYS");
+    out
+}

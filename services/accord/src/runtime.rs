@@ -1,0 +1,308 @@
+//! A domain's services, composed: the NATS connection (TLS, the services' nkey), the event
+//! store and its genesis, the projections, and the HTTP endpoint. `accord serve` runs exactly
+//! this; `accord dev` runs it next to the nats-server it launched.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use accord_events::catalogue::GenesisConfig;
+use accord_events::{DomainKey, Ed25519Key, Event, Timestamp};
+use accord_store::projection::ProjectionStore;
+use accord_store::projection::memory::MemoryStore;
+use accord_store::projection::postgres::PgStore;
+use accord_store::projection::runner::{self, ProjectionHandle, RunnerContext};
+use accord_store::{EventStore, StoreConfig, StoredEvent};
+use anyhow::{Context, bail};
+use tokio::sync::watch;
+
+use crate::config::{Config, NatsSection, SecretRef};
+use crate::telemetry::{Metrics, OutcomeLabel, ProjectionLabel};
+use crate::tools::{MIN_NATS, parse_version};
+
+/// Connects to the domain's NATS as `credentials` (an nkey seed file), over TLS.
+pub async fn connect(
+    url: &str,
+    ca: &std::path::Path,
+    credentials: &SecretRef,
+    name: &str,
+) -> anyhow::Result<async_nats::Client> {
+    let seed = String::from_utf8(credentials.read().map_err(anyhow::Error::msg)?)
+        .context("nkey seed is not text")?;
+    let addrs: Vec<async_nats::ServerAddr> = url
+        .split(',')
+        .map(|u| u.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("nats url {url:?}"))?;
+    let client = async_nats::ConnectOptions::with_nkey(seed.trim().to_owned())
+        .add_root_certificates(ca.to_path_buf())
+        .require_tls(true)
+        .name(name)
+        .connection_timeout(Duration::from_secs(5))
+        .connect(addrs)
+        .await
+        .with_context(|| format!("connecting to NATS at {url}"))?;
+    let info = client.server_info();
+    let v = parse_version(&format!("v{}", info.version));
+    if v.is_none_or(|v| v < MIN_NATS) {
+        bail!(
+            "the NATS server at {url} is version {}; Accord needs {}.{}.{} or later",
+            info.version,
+            MIN_NATS.0,
+            MIN_NATS.1,
+            MIN_NATS.2
+        );
+    }
+    Ok(client)
+}
+
+async fn connect_services(n: &NatsSection) -> anyhow::Result<async_nats::Client> {
+    connect(&n.url, &n.ca, &n.credentials, "accord-services").await
+}
+
+fn load_key(r: &SecretRef, what: &str) -> anyhow::Result<Ed25519Key> {
+    let der = r.read().map_err(anyhow::Error::msg)?;
+    Ed25519Key::from_pkcs8(&der).with_context(|| format!("{what} is not an Ed25519 PKCS#8 key"))
+}
+
+/// Writes the genesis on a fresh log; on an existing log, checks it is this domain's and that
+/// our event-signing key is the one it names.
+pub async fn ensure_genesis(
+    store: &EventStore,
+    cfg: &Config,
+    event_key: &Ed25519Key,
+    audit_key: &DomainKey,
+) -> anyhow::Result<StoredEvent> {
+    if let Some(first) = store.genesis().await? {
+        let Event::DomainCreated(g) = &first.event else {
+            bail!(
+                "the log's first event is {}, not a genesis",
+                first.envelope.event_type
+            );
+        };
+        if g.domain_id != cfg.domain.id || g.trust_domain != cfg.domain.trust_domain {
+            bail!(
+                "this log belongs to domain {} ({}), not {} ({})",
+                g.domain_id,
+                g.trust_domain,
+                cfg.domain.id,
+                cfg.domain.trust_domain
+            );
+        }
+        if !g
+            .event_signing_keys
+            .iter()
+            .any(|k| k.kid == *event_key.kid())
+        {
+            bail!(
+                "the event-signing key {} is not one the genesis names",
+                event_key.kid()
+            );
+        }
+        return Ok(first);
+    }
+    let genesis = accord_events::genesis::genesis_event(
+        &cfg.domain.id,
+        &cfg.domain.trust_domain,
+        event_key,
+        vec![audit_key.clone()],
+        GenesisConfig {
+            replicas: cfg.nats.replicas as u8,
+            duplicate_window_secs: cfg.nats.duplicate_window_secs,
+            token_shards: 64,
+        },
+        Timestamp::now(),
+    )?;
+    let stored = store.append_genesis(&genesis).await?;
+    tracing::info!(domain = %cfg.domain.id, kid = %event_key.kid(), "wrote the genesis event");
+    Ok(stored)
+}
+
+/// The running services of a domain.
+pub struct Runtime {
+    pub config: Config,
+    pub store: EventStore,
+    pub genesis: StoredEvent,
+    pub projections: Vec<ProjectionHandle>,
+    pub context: RunnerContext,
+    pub metrics: Arc<Metrics>,
+    pub projection_store: Arc<dyn ProjectionStore>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("domain", &self.config.domain.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    pub async fn start(config: Config, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let event_key = Arc::new(load_key(&config.keys.event_signing, "keys.event_signing")?);
+        let audit_key = load_key(&config.keys.audit, "keys.audit")?;
+        let client = connect_services(&config.nats).await?;
+        let mut sc = StoreConfig::new(config.domain.id.clone());
+        sc.stream.replicas = config.nats.replicas;
+        sc.stream.duplicate_window = Duration::from_secs(config.nats.duplicate_window_secs);
+        sc.js_domain = config.nats.js_domain.clone();
+        let store = EventStore::open(client, sc, event_key.clone())
+            .await
+            .context("opening the event log")?;
+        let genesis = ensure_genesis(&store, &config, &event_key, audit_key.public()).await?;
+
+        let projection_store: Arc<dyn ProjectionStore> = match &config.postgres {
+            Some(pg) => {
+                let mut url = pg.url.clone();
+                if let Some(pw) = &pg.password {
+                    let pw = String::from_utf8(pw.read().map_err(anyhow::Error::msg)?)?;
+                    url = with_password(&url, pw.trim());
+                }
+                let s = PgStore::new(&url, pg.max_connections)?;
+                s.migrate().await.context("PostgreSQL")?;
+                Arc::new(s)
+            }
+            None => Arc::new(MemoryStore::new()),
+        };
+        let context = RunnerContext {
+            js: store.jetstream().clone(),
+            reader: store.reader(),
+            stream: store.config().stream.name.clone(),
+            domain: config.domain.id.clone(),
+            batch_size: config.projections.batch_size,
+        };
+        let (shutdown, rx) = watch::channel(false);
+        let projections = accord_readmodels::all()
+            .into_iter()
+            .map(|p| {
+                crate::telemetry::register_projection(p.name());
+                runner::spawn(p, projection_store.clone(), context.clone(), rx.clone())
+            })
+            .collect();
+        let rt = Self {
+            config,
+            store,
+            genesis,
+            projections,
+            context,
+            metrics,
+            projection_store,
+            shutdown,
+        };
+        rt.spawn_metrics_refresher();
+        Ok(rt)
+    }
+
+    pub fn projection(&self, name: &str) -> Option<&ProjectionHandle> {
+        self.projections.iter().find(|p| p.name() == name)
+    }
+
+    /// Whether every projection reached the log's tail as of its start.
+    pub fn ready(&self) -> bool {
+        self.projections.iter().all(|p| p.progress().ready)
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    fn spawn_metrics_refresher(&self) {
+        let store = self.store.clone();
+        let handles = self.projections.clone();
+        let m = self.metrics.clone();
+        let mut stop = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let last = store.last_sequence().await.unwrap_or(0);
+                m.log_last_seq.set(last);
+                let c = store.counters();
+                for (outcome, v) in [
+                    ("stored", &c.stored),
+                    ("replayed", &c.replayed),
+                    ("conflict", &c.conflicts),
+                    ("fact", &c.facts),
+                    ("error", &c.errors),
+                ] {
+                    m.appends
+                        .get_or_create(&OutcomeLabel {
+                            outcome: outcome.into(),
+                        })
+                        .set(crate::telemetry::load(v));
+                }
+                for h in &handles {
+                    let p = h.progress();
+                    let l = ProjectionLabel {
+                        projection: p.name.clone(),
+                    };
+                    m.projection_applied.get_or_create(&l).set(p.applied);
+                    m.projection_lag
+                        .get_or_create(&l)
+                        .set(last.saturating_sub(p.applied));
+                    m.projection_ready.get_or_create(&l).set(i64::from(p.ready));
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+    }
+}
+
+fn with_password(url: &str, password: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((user, host)) => format!("{scheme}://{user}:{password}@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// Serves HTTP until the runtime shuts down.
+pub async fn serve_http(rt: Arc<Runtime>) -> anyhow::Result<SocketAddr> {
+    let cfg = rt.config.http.clone();
+    let router = crate::http::router(rt.clone());
+    let handle = axum_server::Handle::new();
+    let mut stop = rt.shutdown_signal();
+    let h = handle.clone();
+    tokio::spawn(async move {
+        let _ = stop.changed().await;
+        h.graceful_shutdown(Some(Duration::from_secs(5)));
+    });
+    let addr = cfg.listen;
+    match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => {
+            let key = key.read().map_err(anyhow::Error::msg)?;
+            let cert =
+                std::fs::read(cert).with_context(|| format!("http.tls_cert {}", cert.display()))?;
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem(cert, key)
+                .await
+                .context("http TLS certificate and key")?;
+            let server = axum_server::bind_rustls(addr, tls).handle(handle.clone());
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(router.into_make_service()).await {
+                    tracing::error!(error = %e, "HTTP server stopped");
+                }
+            });
+        }
+        _ => {
+            tracing::warn!(%addr, "HTTP without TLS (http.tls_cert/tls_key not set)");
+            let server = axum_server::bind(addr).handle(handle.clone());
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(router.into_make_service()).await {
+                    tracing::error!(error = %e, "HTTP server stopped");
+                }
+            });
+        }
+    }
+    handle
+        .listening()
+        .await
+        .ok_or_else(|| anyhow::anyhow!("HTTP server could not listen on {addr}"))
+}

@@ -1,0 +1,260 @@
+//! Logs, traces and metrics: `tracing` everywhere (text or JSON lines), OpenTelemetry traces
+//! and metrics over OTLP/HTTP when a collector is configured, and a Prometheus-format endpoint
+//! that always works.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{LogFormat, TelemetrySection};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProjectionLabel {
+    pub projection: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectedLabel {
+    pub surface: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+/// Every metric Accord exports.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub appends: Family<OutcomeLabel, Gauge<u64, AtomicU64>>,
+    pub projection_applied: Family<ProjectionLabel, Gauge<u64, AtomicU64>>,
+    pub projection_lag: Family<ProjectionLabel, Gauge<u64, AtomicU64>>,
+    pub projection_ready: Family<ProjectionLabel, Gauge>,
+    pub log_last_seq: Gauge<u64, AtomicU64>,
+    pub rejected: Family<RejectedLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn registry(&self) -> Registry {
+        let mut r = Registry::with_prefix("accord");
+        r.register(
+            "appends",
+            "Appends to the event log by outcome (stored, replayed, conflict, fact, error), since start",
+            self.appends.clone(),
+        );
+        r.register(
+            "projection_applied_sequence",
+            "Last stream sequence a projection applied",
+            self.projection_applied.clone(),
+        );
+        r.register(
+            "projection_lag_events",
+            "Events in the log a projection has not applied yet",
+            self.projection_lag.clone(),
+        );
+        r.register(
+            "projection_ready",
+            "1 once a projection reached the log's tail as of its start",
+            self.projection_ready.clone(),
+        );
+        r.register(
+            "log_last_sequence",
+            "Last stream sequence of the domain's log",
+            self.log_last_seq.clone(),
+        );
+        r.register(
+            "rejected_inputs",
+            "Inputs refused at an edge, by surface and reason",
+            self.rejected.clone(),
+        );
+        r
+    }
+
+    pub fn reject(&self, surface: &str, reason: &str) {
+        self.rejected
+            .get_or_create(&RejectedLabel {
+                surface: surface.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry());
+        out
+    }
+}
+
+/// What must live as long as the process (exporters flush on drop).
+pub struct Telemetry {
+    pub metrics: Arc<Metrics>,
+    tracer: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    meter: Option<opentelemetry_sdk::metrics::SdkMeterProvider>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("otlp", &self.tracer.is_some())
+            .finish()
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(t) = self.tracer.take() {
+            let _ = t.shutdown();
+        }
+        if let Some(m) = self.meter.take() {
+            let _ = m.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber. Call once, inside the tokio runtime.
+pub fn init(cfg: &TelemetrySection) -> anyhow::Result<Telemetry> {
+    let filter = EnvFilter::try_new(&cfg.log_level)
+        .map_err(|e| anyhow::anyhow!("telemetry.log_level {:?}: {e}", cfg.log_level))?;
+    let fmt = match cfg.log_format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let metrics = Arc::new(Metrics::default());
+    let resource = Resource::builder()
+        .with_service_name(cfg.service_name.clone())
+        .build();
+    let (otel_layer, tracer, meter) = match &cfg.otlp_endpoint {
+        Some(endpoint) => {
+            use opentelemetry_otlp::WithExportConfig;
+            let base = endpoint.trim_end_matches('/');
+            let spans = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(format!("{base}/v1/traces"))
+                .build()?;
+            let tracer = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_batch_exporter(spans)
+                .with_resource(resource.clone())
+                .build();
+            let layer = tracing_opentelemetry::layer().with_tracer(tracer.tracer("accord"));
+            let exporter = opentelemetry_otlp::MetricExporter::builder()
+                .with_http()
+                .with_endpoint(format!("{base}/v1/metrics"))
+                .build()?;
+            let meter = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+                .with_periodic_exporter(exporter)
+                .with_resource(resource)
+                .build();
+            mirror_metrics(&meter, metrics.clone());
+            opentelemetry::global::set_tracer_provider(tracer.clone());
+            (Some(layer), Some(tracer), Some(meter))
+        }
+        None => (None, None, None),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel_layer)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("installing the tracing subscriber: {e}"))?;
+    Ok(Telemetry {
+        metrics,
+        tracer,
+        meter,
+    })
+}
+
+/// The OTLP metrics read the same values as the Prometheus endpoint (one source of truth).
+fn mirror_metrics(meter: &opentelemetry_sdk::metrics::SdkMeterProvider, m: Arc<Metrics>) {
+    use opentelemetry::KeyValue;
+    use opentelemetry::metrics::MeterProvider as _;
+    let meter = meter.meter("accord");
+    let last = m.clone();
+    meter
+        .u64_observable_gauge("accord.log.last_sequence")
+        .with_callback(move |o| o.observe(last.log_last_seq.get(), &[]))
+        .build();
+    let proj = m.clone();
+    let snapshot = move || -> Vec<(String, u64, u64)> {
+        let names: Vec<String> = PROJECTIONS.lock().map(|p| p.clone()).unwrap_or_default();
+        names
+            .into_iter()
+            .map(|n| {
+                let l = ProjectionLabel {
+                    projection: n.clone(),
+                };
+                (
+                    n,
+                    proj.projection_applied.get_or_create(&l).get(),
+                    proj.projection_lag.get_or_create(&l).get(),
+                )
+            })
+            .collect()
+    };
+    let snap2 = snapshot.clone();
+    meter
+        .u64_observable_gauge("accord.projection.applied_sequence")
+        .with_callback(move |o| {
+            for (n, applied, _) in snapshot() {
+                o.observe(applied, &[KeyValue::new("projection", n)]);
+            }
+        })
+        .build();
+    meter
+        .u64_observable_gauge("accord.projection.lag_events")
+        .with_callback(move |o| {
+            for (n, _, lag) in snap2() {
+                o.observe(lag, &[KeyValue::new("projection", n)]);
+            }
+        })
+        .build();
+    let appends = m.clone();
+    meter
+        .u64_observable_gauge("accord.appends")
+        .with_callback(move |o| {
+            for outcome in ["stored", "replayed", "conflict", "fact", "error"] {
+                let v = appends
+                    .appends
+                    .get_or_create(&OutcomeLabel {
+                        outcome: outcome.to_owned(),
+                    })
+                    .get();
+                o.observe(v, &[KeyValue::new("outcome", outcome)]);
+            }
+        })
+        .build();
+}
+
+/// Names of running projections, for the OTLP callbacks.
+pub static PROJECTIONS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Records a projection name for the metric callbacks.
+pub fn register_projection(name: &str) {
+    if let Ok(mut p) = PROJECTIONS.lock()
+        && !p.iter().any(|n| n == name)
+    {
+        p.push(name.to_owned());
+    }
+}
+
+/// A counter that only increases, read by the metrics refresher.
+pub fn load(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}

@@ -1,0 +1,160 @@
+//! NATS authorization of a domain: only the domain's services write history; nobody deletes,
+//! purges or reconfigures the log; auditors read; strangers are not let in. All over TLS.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use support::*;
+
+fn js(client: &async_nats::Client) -> jetstream::Context {
+    jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(1))
+        .build(client.clone())
+}
+
+/// The server told the client it may not publish to `subject`.
+fn violated(errors: &std::sync::Mutex<Vec<String>>, subject: &str) -> bool {
+    errors
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| e.to_lowercase().contains("permissions violation") && e.contains(subject))
+}
+
+async fn last_seq(dir: &std::path::Path) -> u64 {
+    let c = connect_as(dir, "services").await.unwrap();
+    js(&c)
+        .get_stream("ACCORD_EVENTS")
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap()
+        .state
+        .last_sequence
+}
+
+/// An event-shaped message published as `who` directly to the log's subjects.
+async fn try_publish(client: &async_nats::Client, subject: &str) -> bool {
+    match js(client).publish(subject.to_owned(), "{}".into()).await {
+        Ok(ack) => ack.await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+async fn try_destroy(client: &async_nats::Client) -> [bool; 4] {
+    let js = js(client);
+    let delete = js.delete_stream("ACCORD_EVENTS").await.is_ok();
+    let purge = match js.get_stream("ACCORD_EVENTS").await {
+        Ok(s) => s.purge().await.is_ok(),
+        Err(_) => false,
+    };
+    let remove = match js.get_stream("ACCORD_EVENTS").await {
+        Ok(s) => s.delete_message(1).await.is_ok(),
+        Err(_) => false,
+    };
+    let mut config =
+        accord_store::StreamSettings::new(accord_events::DomainId::parse("dev").unwrap()).config();
+    config.deny_purge = false;
+    config.deny_delete = false;
+    let update = js.update_stream(config).await.is_ok();
+    [delete, purge, remove, update]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_services_write_and_nobody_destroys_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("domain");
+    let dev = Dev::start(&dir, &[], &[]);
+    dev.wait_ready(Duration::from_secs(30)).await;
+    let events = store(&dir, None).await;
+    write_agents(&events, 2, 2).await;
+    let before = last_seq(&dir).await;
+    let subject = "accord.evt.dev.agent.x.AgentSuspended";
+
+    // a stranger: TLS but no credentials is not let in at all
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("dev.json")).unwrap()).unwrap();
+    let anonymous = async_nats::ConnectOptions::new()
+        .add_root_certificates(dir.join("tls/ca.pem"))
+        .require_tls(true)
+        .connection_timeout(Duration::from_secs(3))
+        .connect(format!("tls://127.0.0.1:{}", state["nats_port"]))
+        .await;
+    assert!(
+        anonymous.is_err(),
+        "a client without credentials must be refused"
+    );
+    // nor is a client that skips TLS
+    let plain = async_nats::ConnectOptions::with_nkey(
+        std::fs::read_to_string(dir.join("nats/services.nk"))
+            .unwrap()
+            .trim()
+            .to_owned(),
+    )
+    .connection_timeout(Duration::from_secs(3))
+    .connect(format!("nats://127.0.0.1:{}", state["nats_port"]))
+    .await;
+    if let Ok(c) = plain {
+        // async-nats upgrades when the server requires TLS; it must have done so
+        assert!(c.server_info().tls_required);
+    }
+
+    // the auditor reads but does not write or destroy
+    let (auditor, auditor_errors) = connect_watching(&dir, "auditor").await;
+    let reader = accord_store::reader::LogReader::new(auditor.clone(), "$JS.API", "ACCORD_EVENTS");
+    let read = reader.read_range("accord.evt.dev.>", 1).await.unwrap();
+    assert_eq!(read.len() as u64, before, "the auditor reads the whole log");
+    assert!(
+        !try_publish(&auditor, subject).await,
+        "the auditor cannot publish events"
+    );
+    assert_eq!(try_destroy(&auditor).await, [false; 4]);
+    assert!(violated(&auditor_errors, subject), "{auditor_errors:?}");
+    assert!(
+        violated(&auditor_errors, "$JS.API.STREAM.DELETE.ACCORD_EVENTS"),
+        "{auditor_errors:?}"
+    );
+
+    // the admin identity changes streams deliberately but never destroys the log or writes events
+    let (admin, admin_errors) = connect_watching(&dir, "admin").await;
+    assert!(!try_publish(&admin, subject).await);
+    let [delete, purge, remove, _update] = try_destroy(&admin).await;
+    assert_eq!([delete, purge, remove], [false; 3]);
+    assert!(violated(&admin_errors, subject), "{admin_errors:?}");
+    assert!(
+        violated(&admin_errors, "$JS.API.STREAM.PURGE.ACCORD_EVENTS"),
+        "{admin_errors:?}"
+    );
+
+    // the services write their own domain's events, and nothing else
+    let (services, services_errors) = connect_watching(&dir, "services").await;
+    let foreign = "accord.evt.other.agent.x.AgentSuspended";
+    assert!(!try_publish(&services, foreign).await);
+    assert_eq!(try_destroy(&services).await, [false; 4]);
+    for s in [
+        foreign,
+        "$JS.API.STREAM.DELETE.ACCORD_EVENTS",
+        "$JS.API.STREAM.PURGE.ACCORD_EVENTS",
+        "$JS.API.STREAM.MSG.DELETE.ACCORD_EVENTS",
+        "$JS.API.STREAM.UPDATE.ACCORD_EVENTS",
+    ] {
+        assert!(violated(&services_errors, s), "{s}: {services_errors:?}");
+    }
+
+    // the log is as it was, and still has its invariants
+    assert_eq!(last_seq(&dir).await, before);
+    let info = js(&services)
+        .get_stream("ACCORD_EVENTS")
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap();
+    assert!(info.config.deny_delete && info.config.deny_purge);
+    drop(dev);
+}
