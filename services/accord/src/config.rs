@@ -201,8 +201,15 @@ pub struct TelemetrySection {
     /// exported there when set.
     #[serde(default)]
     pub otlp_endpoint: Option<String>,
+    /// How often metrics are exported over OTLP, milliseconds.
+    #[serde(default = "default_otlp_interval")]
+    pub otlp_interval_ms: u64,
     #[serde(default = "default_service_name")]
     pub service_name: String,
+}
+
+fn default_otlp_interval() -> u64 {
+    10_000
 }
 
 fn default_log_level() -> String {
@@ -218,6 +225,7 @@ impl Default for TelemetrySection {
             log_format: LogFormat::Text,
             log_level: default_log_level(),
             otlp_endpoint: None,
+            otlp_interval_ms: default_otlp_interval(),
             service_name: default_service_name(),
         }
     }

@@ -239,8 +239,8 @@ pub fn nkey_public(path: &Path) -> anyhow::Result<String> {
 fn write_nats_conf(paths: &DevPaths, state: &DevState) -> anyhow::Result<()> {
     let conf = ServerConfig {
         server_name: format!("accord-{}", state.domain),
-        listen: SocketAddr::from(([127, 0, 0, 1], state.nats_port)),
-        monitor: SocketAddr::from(([127, 0, 0, 1], state.monitor_port)),
+        listen: format!("127.0.0.1:{}", state.nats_port),
+        monitor: format!("127.0.0.1:{}", state.monitor_port),
         store_dir: paths.js_store(),
         pid_file: Some(paths.nats_pid()),
         domain: state.domain.clone(),

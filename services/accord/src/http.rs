@@ -78,7 +78,41 @@ pub fn router(rt: Arc<Runtime>) -> Router {
             Problem::new(StatusCode::NOT_FOUND, "not-found", "No such resource", "")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(trace_context))
         .with_state(rt)
+}
+
+/// The W3C trace context a request came with, for the events its handler writes.
+#[derive(Debug, Clone, Default)]
+pub struct RequestTrace(pub Option<accord_events::TraceParent>);
+
+impl RequestTrace {
+    /// What an event written now should carry: the current span when OpenTelemetry traces
+    /// it (so projections continue this request's trace), else the caller's traceparent.
+    pub fn for_event(&self) -> Option<accord_events::TraceParent> {
+        accord_store::trace::current_traceparent().or_else(|| self.0.clone())
+    }
+}
+
+/// Opens the request's span as a child of the caller's `traceparent` (a malformed one is
+/// ignored, as W3C Trace Context requires) and hands the context to the handler.
+async fn trace_context(mut req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    let tp = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| accord_events::TraceParent::parse(s).ok());
+    let span = tracing::info_span!(
+        "http.request",
+        http.method = %req.method(),
+        http.route = %req.uri().path(),
+    );
+    if let Some(tp) = &tp {
+        accord_store::trace::set_remote_parent(&span, tp);
+    }
+    req.extensions_mut().insert(RequestTrace(tp));
+    next.run(req).instrument(span).await
 }
 
 async fn readyz(State(rt): Rt) -> Response {

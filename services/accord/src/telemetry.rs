@@ -158,8 +158,13 @@ pub fn init(cfg: &TelemetrySection) -> anyhow::Result<Telemetry> {
                 .with_http()
                 .with_endpoint(format!("{base}/v1/metrics"))
                 .build()?;
+            let reader = opentelemetry_sdk::metrics::PeriodicReader::builder(exporter)
+                .with_interval(std::time::Duration::from_millis(
+                    cfg.otlp_interval_ms.max(100),
+                ))
+                .build();
             let meter = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
-                .with_periodic_exporter(exporter)
+                .with_reader(reader)
                 .with_resource(resource)
                 .build();
             mirror_metrics(&meter, metrics.clone());

@@ -20,6 +20,7 @@ mod pipeline;
 pub mod projection;
 pub mod reader;
 pub mod stream;
+pub mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;

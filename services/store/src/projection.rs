@@ -182,7 +182,21 @@ pub(crate) async fn apply_events<R: Rows + OverlayAccess>(
             continue;
         }
         rows.overlay().seq = e.stream_seq;
-        projection.apply(e, rows).await?;
+        match &e.envelope.traceparent {
+            // the trace of the request that wrote the event continues here
+            Some(tp) => {
+                let span = tracing::info_span!(
+                    "projection.apply",
+                    projection = projection.name(),
+                    seq = e.stream_seq,
+                    event_type = e.envelope.event_type.as_str(),
+                    traceparent = tp.as_str(),
+                );
+                crate::trace::set_remote_parent(&span, tp);
+                tracing::Instrument::instrument(projection.apply(e, rows), span).await?;
+            }
+            None => projection.apply(e, rows).await?,
+        }
         last = e.stream_seq;
         crate::fault::mid_batch(projection.name(), e.stream_seq);
     }
