@@ -101,17 +101,25 @@ macro_rules! catalogue {
 
             /// Decodes `data` written as `event_type` at `version`, upcasting older versions.
             pub fn from_data(event_type: &str, version: u32, data: Value) -> Result<Self, DecodeError> {
+                Self::from_data_ref(event_type, version, &data)
+            }
+
+            /// [`Event::from_data`] without taking `data`: current versions deserialise straight
+            /// from the borrowed value (no copy of the tree).
+            pub fn from_data_ref(event_type: &str, version: u32, data: &Value) -> Result<Self, DecodeError> {
+                use serde::Deserialize as _;
                 match event_type {
                     $( stringify!($variant) => {
                         const NAME: &str = stringify!($variant);
-                        let data = if version == $ver {
-                            data
+                        let decoded = if version == $ver {
+                            $variant::deserialize(data)
                         } else if version < $ver && version > 0 {
-                            upcast::to_current(NAME, version, $ver, data)?
+                            let upcast = upcast::to_current(NAME, version, $ver, data.clone())?;
+                            $variant::deserialize(&upcast)
                         } else {
                             return Err(DecodeError::UnknownVersion { event_type: NAME, version, current: $ver });
                         };
-                        serde_json::from_value(data)
+                        decoded
                             .map(Self::$variant)
                             .map_err(|source| DecodeError::Data { event_type: NAME, version, source })
                     } )*

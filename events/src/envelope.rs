@@ -123,6 +123,6 @@ impl Envelope {
 
     /// The typed event, upcast to its current version.
     pub fn decode(&self) -> Result<Event, DecodeError> {
-        Event::from_data(self.event_type.as_str(), self.version, self.data.clone())
+        Event::from_data_ref(self.event_type.as_str(), self.version, &self.data)
     }
 }

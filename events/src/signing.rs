@@ -241,13 +241,23 @@ pub struct UnverifiedEvent {
     pub signature: EventSignature,
 }
 
-/// Parses stored bytes without checking the signature (see [`UnverifiedEvent`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireOwned {
+    event: Envelope,
+    sig: EventSignature,
+}
+
+/// Parses stored bytes without checking the signature (see [`UnverifiedEvent`]). One pass
+/// over the bytes: the hot path of projections and aggregate loads.
 pub fn parse_unverified(bytes: &[u8]) -> Result<UnverifiedEvent, ParseError> {
-    let wire = split(bytes)?;
-    let envelope: Envelope =
-        serde_json::from_str(wire.event.get()).map_err(|e| ParseError::Json(e.to_string()))?;
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(ParseError::TooLarge { len: bytes.len() });
+    }
+    let wire: WireOwned =
+        serde_json::from_slice(bytes).map_err(|e| ParseError::Json(e.to_string()))?;
     Ok(UnverifiedEvent {
-        envelope,
+        envelope: wire.event,
         signature: wire.sig,
     })
 }

@@ -289,10 +289,52 @@ fn write_config(
         f(paths.admin_token()),
     );
     if let Some(url) = database_url {
+        // a password given on the command line goes to a file; the config only refers to it
+        let (url, password) = split_password(url);
         toml.push_str(&format!("\n[postgres]\nurl = {url:?}\n"));
+        if let Some(pw) = password {
+            let path = paths.root.join("postgres.password");
+            write_secret(&path, pw.as_bytes())?;
+            toml.push_str(&format!(
+                "password = {:?}\n",
+                format!("file:{}", path.display())
+            ));
+        }
     }
     std::fs::write(paths.config(), toml)?;
     Ok(())
+}
+
+/// `postgres://user:pw@host/db` → (`postgres://user@host/db`, `pw` percent-decoded).
+fn split_password(url: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_owned(), None);
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return (url.to_owned(), None);
+    };
+    let Some((user, pw)) = userinfo.split_once(':') else {
+        return (url.to_owned(), None);
+    };
+    let mut decoded = Vec::with_capacity(pw.len());
+    let bytes = pw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&pw[i + 1..i + 3], 16)
+        {
+            decoded.push(b);
+            i += 3;
+            continue;
+        }
+        decoded.push(bytes[i]);
+        i += 1;
+    }
+    (
+        format!("{scheme}://{user}@{host}"),
+        Some(String::from_utf8_lossy(&decoded).into_owned()),
+    )
 }
 
 /// The dev domain's nats-server, a child process; stopped on drop.
@@ -423,5 +465,29 @@ fn stop_orphan(paths: &DevPaths) {
     if Path::new(&format!("/proc/{pid}")).exists() {
         let _ = Command::new("kill").args(["-KILL", pid]).status();
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_leave_the_url() {
+        assert_eq!(
+            split_password("postgres://accord:s%40cr%3At@db:5432/accord"),
+            (
+                "postgres://accord@db:5432/accord".to_owned(),
+                Some("s@cr:t".to_owned())
+            )
+        );
+        assert_eq!(
+            split_password("postgres://accord@db/accord"),
+            ("postgres://accord@db/accord".to_owned(), None)
+        );
+        let back =
+            crate::runtime::with_password("postgres://accord@db:5432/accord", "s@cr:t").unwrap();
+        assert_eq!(back, "postgres://accord:s%40cr%3At@db:5432/accord");
+        assert!(crate::runtime::with_password("postgres://db/accord", "x").is_err());
     }
 }

@@ -157,7 +157,7 @@ impl Runtime {
                 let mut url = pg.url.clone();
                 if let Some(pw) = &pg.password {
                     let pw = String::from_utf8(pw.read().map_err(anyhow::Error::msg)?)?;
-                    url = with_password(&url, pw.trim());
+                    url = with_password(&url, pw.trim_end_matches(['\n', '\r']))?;
                 }
                 let s = PgStore::new(&url, pg.max_connections)?;
                 s.migrate().await.context("PostgreSQL")?;
@@ -254,13 +254,25 @@ impl Runtime {
     }
 }
 
-fn with_password(url: &str, password: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((user, host)) => format!("{scheme}://{user}:{password}@{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+/// Puts a password into a `postgres://user@host/db` URL, percent-encoded.
+pub fn with_password(url: &str, password: &str) -> anyhow::Result<String> {
+    let encoded: String = password
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    match url.split_once("://").and_then(|(scheme, rest)| {
+        rest.split_once('@')
+            .map(|(user, host)| format!("{scheme}://{user}:{encoded}@{host}"))
+    }) {
+        Some(u) => Ok(u),
+        None => anyhow::bail!(
+            "postgres.password is set but postgres.url names no user (postgres://USER@host/db)"
+        ),
     }
 }
 

@@ -48,13 +48,27 @@ impl Projection for Registry {
         "registry"
     }
 
+    fn prefetch(&self, e: &StoredEvent) -> Vec<(&'static str, String)> {
+        let creates =
+            matches!(e.event, Event::AgentProvisioned(_)) && e.envelope.aggregate.seq == 1;
+        if e.envelope.aggregate.kind == accord_events::AggregateKind::Agent && !creates {
+            vec![("agents", e.envelope.aggregate.id.to_string())]
+        } else {
+            Vec::new()
+        }
+    }
+
     async fn apply(&self, e: &StoredEvent, rows: &mut dyn Rows) -> Result<(), ProjectionError> {
         if e.envelope.aggregate.kind != accord_events::AggregateKind::Agent {
             return Ok(());
         }
         let key = e.envelope.aggregate.id.as_str();
         let seq = e.stream_seq;
-        let mut a = object(rows.get("agents", key).await?);
+        // provisioning creates the row; everything later reads it
+        let mut a = match &e.event {
+            Event::AgentProvisioned(_) if e.envelope.aggregate.seq == 1 => serde_json::Map::new(),
+            _ => object(rows.get("agents", key).await?),
+        };
         let status = |a: &mut serde_json::Map<String, Value>, s: &str| {
             a.insert("status".into(), s.into());
         };
@@ -151,6 +165,18 @@ pub struct Credentials;
 impl Projection for Credentials {
     fn name(&self) -> &'static str {
         "credentials"
+    }
+
+    fn prefetch(&self, e: &StoredEvent) -> Vec<(&'static str, String)> {
+        match &e.event {
+            Event::CredentialRevoked(r) => r
+                .serials
+                .iter()
+                .map(|s| ("credentials", s.to_string()))
+                .collect(),
+            Event::CredentialExpired(x) => vec![("credentials", x.serial.to_string())],
+            _ => Vec::new(),
+        }
     }
 
     async fn apply(&self, e: &StoredEvent, rows: &mut dyn Rows) -> Result<(), ProjectionError> {

@@ -82,6 +82,12 @@ pub trait Projection: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Applies one event. Events of kinds the projection does not follow are ignored.
     async fn apply(&self, event: &StoredEvent, rows: &mut dyn Rows) -> Result<(), ProjectionError>;
+    /// Rows the projection will read for this event, so that a store can fetch a whole
+    /// batch's rows in one round trip (PostgreSQL) instead of one query per event. A row read
+    /// without being announced is still fetched, one query at a time.
+    fn prefetch(&self, _event: &StoredEvent) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
     /// Subject filters of the consumer. The whole domain by default, so that the checkpoint is
     /// the exact position in the log and "at least sequence N" needs no translation.
     fn filters(&self, domain: &DomainId) -> Vec<String> {

@@ -18,6 +18,7 @@ use accord_store::projection::{Projection, ProjectionError, ProjectionStore, Row
 use accord_store::{EventStore, StoredEvent, Version};
 use accord_testkit::PgServer;
 use async_trait::async_trait;
+use futures::StreamExt;
 use serde_json::{Value, json};
 use support::*;
 
@@ -254,4 +255,84 @@ async fn an_empty_log_is_ready_at_once() {
     );
     assert!(handle.wait_ready(Duration::from_secs(10)).await);
     assert_eq!(handle.progress().applied, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_delivery_is_detected_and_nothing_is_lost() {
+    let (_server, events) = fresh().await;
+    let store: Arc<dyn ProjectionStore> = Arc::new(MemoryStore::new());
+    let first = write(&events, 2, 5).await;
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let handle = runner::spawn(Arc::new(Tally), store.clone(), context(&events, 5), stop);
+    handle
+        .wait_for(first, Duration::from_secs(20))
+        .await
+        .unwrap();
+    // another client pulls from the runner's consumer (an auditor with MSG.NEXT rights could)
+    let name = format!("accord-proj-{}-tally-g1", store.consumer_scope());
+    let stream = events
+        .jetstream()
+        .get_stream(accord_store::EVENTS_STREAM)
+        .await
+        .unwrap();
+    let consumer: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer(&name).await.unwrap();
+    let mut stolen = consumer
+        .fetch()
+        .max_messages(3)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .unwrap();
+    let writer = {
+        let events = events.clone();
+        tokio::spawn(async move { write(&events, 3, 5).await })
+    };
+    let mut took = 0;
+    while let Some(Ok(_m)) = stolen.next().await {
+        took += 1; // taken and never acknowledged
+    }
+    let last = writer.await.unwrap();
+    assert!(took > 0, "the thief got deliveries");
+    assert_eq!(
+        handle
+            .wait_for(last, Duration::from_secs(30))
+            .await
+            .unwrap(),
+        last
+    );
+    check_tally(&handle, last).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_instance_reports_the_leaders_position() {
+    let pg = PgServer::start();
+    let url = pg.create_database("accord");
+    let (_server, events) = fresh().await;
+    let last = write(&events, 3, 5).await;
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let a = runner::spawn(
+        Arc::new(Tally),
+        Arc::new(PgStore::new(&url, 4).unwrap()),
+        context(&events, 10),
+        stop.clone(),
+    );
+    let b = runner::spawn(
+        Arc::new(Tally),
+        Arc::new(PgStore::new(&url, 4).unwrap()),
+        context(&events, 10),
+        stop,
+    );
+    // one leads and applies; the other stands by yet answers with the shared position
+    a.wait_for(last, Duration::from_secs(20)).await.unwrap();
+    b.wait_for(last, Duration::from_secs(20)).await.unwrap();
+    assert!(
+        a.wait_ready(Duration::from_secs(10)).await && b.wait_ready(Duration::from_secs(10)).await
+    );
+    let standby = [a.progress(), b.progress()]
+        .iter()
+        .filter(|p| p.error.as_deref().is_some_and(|e| e.starts_with("standby")))
+        .count();
+    assert_eq!(standby, 1, "exactly one stands by");
+    check_tally(&a, last).await;
 }

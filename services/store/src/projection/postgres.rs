@@ -236,21 +236,53 @@ impl ProjectionStore for PgStore {
         let g = generation as i32;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(storage)?;
-        let checkpoint: i64 = tx
-            .query_opt(
+        // the checkpoint (locked) and every row the batch announced it reads, in one round trip
+        let (mut ft, mut fk): (Vec<&str>, Vec<String>) = (vec![], vec![]);
+        for e in events {
+            for (t, k) in projection.prefetch(e) {
+                ft.push(t);
+                fk.push(k);
+            }
+        }
+        let lock = async {
+            tx.query_opt(
                 "SELECT checkpoint FROM accord_projections
                  WHERE name = $1 AND generation = $2 FOR UPDATE",
                 &[&name, &g],
             )
             .await
-            .map_err(storage)?
+        };
+        let prefetch = async {
+            if ft.is_empty() {
+                return Ok(Vec::new());
+            }
+            tx.query(
+                "SELECT w.t, w.k, r.value
+                 FROM unnest($3::text[], $4::text[]) AS w(t, k)
+                 JOIN LATERAL (
+                     SELECT value FROM accord_rows
+                     WHERE projection = $1 AND generation = $2 AND tbl = w.t AND key = w.k
+                 ) r ON true",
+                &[&name, &g, &ft, &fk],
+            )
+            .await
+        };
+        let (checkpoint, found) = futures::try_join!(lock, prefetch).map_err(storage)?;
+        let checkpoint: i64 = checkpoint
             .ok_or_else(|| ProjectionError::Unknown(format!("{name} generation {generation}")))?
             .get(0);
+        let mut fetched = HashMap::new();
+        for (t, k) in ft.iter().zip(&fk) {
+            fetched.insert((t.to_string(), k.clone()), None);
+        }
+        for r in found {
+            fetched.insert((r.get(0), r.get(1)), Some(r.get::<_, Value>(2)));
+        }
         let mut rows = PgRows {
             tx: &tx,
             projection: name,
             generation: g,
-            fetched: HashMap::new(),
+            fetched,
             overlay: Overlay::default(),
         };
         let last = apply_events(projection, &mut rows, checkpoint as u64, events).await?;
@@ -275,7 +307,11 @@ impl ProjectionStore for PgStore {
                 }
             }
         }
-        if !pt.is_empty() {
+        // the batch's writes and its checkpoint, pipelined, then one commit
+        let upserts = async {
+            if pt.is_empty() {
+                return Ok(0);
+            }
             tx.execute(
                 "INSERT INTO accord_rows (projection, generation, tbl, key, value, seq)
                  SELECT $1, $2, t, k, v, s
@@ -285,9 +321,11 @@ impl ProjectionStore for PgStore {
                 &[&name, &g, &pt, &pk, &pv, &ps],
             )
             .await
-            .map_err(storage)?;
-        }
-        if !dt.is_empty() {
+        };
+        let deletes = async {
+            if dt.is_empty() {
+                return Ok(0);
+            }
             tx.execute(
                 "DELETE FROM accord_rows r
                  USING unnest($3::text[], $4::text[]) AS d(t, k)
@@ -295,14 +333,16 @@ impl ProjectionStore for PgStore {
                 &[&name, &g, &dt, &dk],
             )
             .await
-            .map_err(storage)?;
-        }
-        tx.execute(
-            "UPDATE accord_projections SET checkpoint = $3 WHERE name = $1 AND generation = $2",
-            &[&name, &g, &(last as i64)],
-        )
-        .await
-        .map_err(storage)?;
+        };
+        let last_i = last as i64;
+        let advance = async {
+            tx.execute(
+                "UPDATE accord_projections SET checkpoint = $3 WHERE name = $1 AND generation = $2",
+                &[&name, &g, &last_i],
+            )
+            .await
+        };
+        futures::try_join!(upserts, deletes, advance).map_err(storage)?;
         tx.commit().await.map_err(storage)?;
         Ok(last)
     }

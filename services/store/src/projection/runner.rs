@@ -88,6 +88,11 @@ impl ProjectionHandle {
         &self.inner.store
     }
 
+    /// Progress as it changes (after every batch).
+    pub fn watch(&self) -> watch::Receiver<Progress> {
+        self.inner.progress.subscribe()
+    }
+
     /// Waits until the projection has applied at least `seq`, or fails with `NotYet` at the
     /// deadline. Answers that depend on the projection can then say which sequence they reflect.
     pub async fn wait_for(&self, seq: u64, within: Duration) -> Result<u64, ProjectionError> {
@@ -160,6 +165,16 @@ async fn run(handle: ProjectionHandle, ctx: RunnerContext, mut shutdown: watch::
                     projection = handle.name(),
                     "another instance leads; standing by"
                 );
+                // the leader writes the shared store; a standby answers from it, so it reports
+                // the leader's checkpoint as its own position
+                tail_known_outer(&mut tail_known, &ctx, &handle).await;
+                if tail_known && let Ok(cp) = handle.inner.store.open(handle.name()).await {
+                    handle.update(|p| {
+                        p.generation = cp.generation;
+                        p.applied = cp.seq;
+                        p.ready = p.ready || cp.seq >= p.tail_at_start;
+                    });
+                }
                 handle.update(|p| p.error = Some("standby: another instance applies it".into()));
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
@@ -176,6 +191,14 @@ async fn run(handle: ProjectionHandle, ctx: RunnerContext, mut shutdown: watch::
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
+    }
+}
+
+/// Learns the log's tail as of start once (while the log can be asked).
+async fn tail_known_outer(known: &mut bool, ctx: &RunnerContext, handle: &ProjectionHandle) {
+    if !*known && let Ok(tail) = ctx.reader.last_sequence().await {
+        handle.update(|p| p.tail_at_start = tail);
+        *known = true;
     }
 }
 
@@ -237,6 +260,33 @@ async fn consumer_at(
         .map_err(nats)
 }
 
+/// Deletes this scope's consumers of generations before `generation` (left by a rebuild).
+async fn drop_older_consumers(
+    ctx: &RunnerContext,
+    projection: &dyn Projection,
+    store: &dyn ProjectionStore,
+    generation: u32,
+) {
+    let Ok(stream) = ctx.js.get_stream_no_info(&ctx.stream).await else {
+        return;
+    };
+    let prefix = format!(
+        "accord-proj-{}-{}-g",
+        store.consumer_scope(),
+        projection.name()
+    );
+    let mut names = stream.consumer_names();
+    while let Some(Ok(name)) = names.next().await {
+        let older = name
+            .strip_prefix(&prefix)
+            .and_then(|g| g.parse::<u32>().ok())
+            .is_some_and(|g| g < generation);
+        if older {
+            let _ = stream.delete_consumer(&name).await;
+        }
+    }
+}
+
 /// Turns a delivered message into a stored event.
 fn stored(m: &jetstream::Message) -> Result<(StoredEvent, u64), ProjectionError> {
     let info = m.info().map_err(nats)?;
@@ -289,6 +339,7 @@ async fn run_once(
         cp.seq + 1,
     )
     .await?;
+    drop_older_consumers(ctx, projection.as_ref(), store.as_ref(), cp.generation).await;
     if consumer.cached_info().num_pending == 0 {
         handle.update(|p| p.ready = true);
     }
@@ -301,6 +352,7 @@ async fn run_once(
         .await
         .map_err(nats)?;
     let mut applied = cp.seq;
+    let mut next_delivery = 1;
     loop {
         let first = tokio::select! {
             m = messages.next() => m,
@@ -321,6 +373,16 @@ async fn run_once(
         let mut events = Vec::with_capacity(batch.len());
         let mut pending = 0;
         for m in &batch {
+            // every delivery of this consumer must reach this runner: a gap means another
+            // client pulled from it (and our acknowledge-all would cover what we never saw)
+            let info = m.info().map_err(nats)?;
+            if info.delivered == 1 && info.consumer_sequence != next_delivery {
+                return Err(ProjectionError::Storage(format!(
+                    "consumer delivered sequence {} but {next_delivery} was expected: another client pulled from it",
+                    info.consumer_sequence
+                )));
+            }
+            next_delivery = info.consumer_sequence + 1;
             let (e, p) = stored(m)?;
             pending = p;
             events.push(e);
@@ -343,6 +405,18 @@ async fn run_once(
                 p.ready = true;
             }
         });
+    }
+}
+
+/// Fewest events per transaction during a rebuild.
+pub const REBUILD_BATCH: usize = 2000;
+
+/// Stops a task when its owner goes away.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -374,35 +448,70 @@ pub async fn rebuild(
                 .first()
                 .cloned()
                 .unwrap_or_else(|| accord_events::subject::domain_filter(&ctx.domain));
-            let mut entries = ctx.reader.follow(&filter, 1).await.map_err(nats)?;
-            let mut applied = 0;
-            while applied < target {
-                let Some(first) = entries.next().await else {
-                    return Err(nats("log ended during rebuild"));
-                };
-                let mut batch = vec![first.map_err(nats)?];
-                while batch.len() < ctx.batch_size.max(1)
-                    && batch.last().is_some_and(|e| e.seq < target)
-                {
-                    match entries.next().now_or_never() {
-                        Some(Some(e)) => batch.push(e.map_err(nats)?),
-                        _ => break,
+            let entries = ctx.reader.follow(&filter, 1).await.map_err(nats)?;
+            // read and decode on one task while the store applies on another: a replay is
+            // bound by parsing, which then overlaps with applying
+            let (tx, mut rx) =
+                tokio::sync::mpsc::channel::<Result<Vec<StoredEvent>, ProjectionError>>(4);
+            // bigger transactions than live batches: a replay pays per round trip, not latency
+            let batch_size = ctx.batch_size.max(REBUILD_BATCH);
+            let reader_task = tokio::spawn(async move {
+                let mut entries = entries;
+                loop {
+                    let Some(first) = entries.next().await else {
+                        let _ = tx.send(Err(nats("log ended during rebuild"))).await;
+                        return;
+                    };
+                    let mut batch = match first {
+                        Ok(e) => vec![e],
+                        Err(e) => {
+                            let _ = tx.send(Err(nats(e))).await;
+                            return;
+                        }
+                    };
+                    // a replay has no latency to keep: fill the batch unless the log pauses
+                    while batch.len() < batch_size && batch.last().is_some_and(|e| e.seq < target) {
+                        match tokio::time::timeout(Duration::from_millis(20), entries.next()).await
+                        {
+                            Ok(Some(Ok(e))) => batch.push(e),
+                            Ok(Some(Err(e))) => {
+                                let _ = tx.send(Err(nats(e))).await;
+                                return;
+                            }
+                            _ => break,
+                        }
+                    }
+                    let done = batch.last().is_some_and(|e| e.seq >= target);
+                    let decoded: Result<Vec<StoredEvent>, ProjectionError> = batch
+                        .into_iter()
+                        .filter(|e| e.seq <= target)
+                        .map(|e| {
+                            let parsed = parse_unverified(&e.payload)
+                                .map_err(|x| ProjectionError::apply("log", e.seq, x))?;
+                            let event = parsed
+                                .envelope
+                                .decode()
+                                .map_err(|x| ProjectionError::apply("log", e.seq, x))?;
+                            Ok(StoredEvent {
+                                stream_seq: e.seq,
+                                envelope: parsed.envelope,
+                                event,
+                            })
+                        })
+                        .collect();
+                    let failed = decoded.is_err();
+                    if tx.send(decoded).await.is_err() || failed || done {
+                        return;
                     }
                 }
-                let mut events = Vec::with_capacity(batch.len());
-                for e in batch.into_iter().filter(|e| e.seq <= target) {
-                    let parsed = parse_unverified(&e.payload)
-                        .map_err(|x| ProjectionError::apply("log", e.seq, x))?;
-                    let event = parsed
-                        .envelope
-                        .decode()
-                        .map_err(|x| ProjectionError::apply("log", e.seq, x))?;
-                    events.push(StoredEvent {
-                        stream_seq: e.seq,
-                        envelope: parsed.envelope,
-                        event,
-                    });
-                }
+            });
+            let _abort = AbortOnDrop(reader_task);
+            let mut applied = 0;
+            while applied < target {
+                let Some(events) = rx.recv().await else {
+                    return Err(nats("log ended during rebuild"));
+                };
+                let events = events?;
                 let Some(last) = events.last().map(|e| e.stream_seq) else {
                     break;
                 };
