@@ -1,0 +1,53 @@
+package accord.issuance_test
+
+import rego.v1
+
+passed := {
+	"proof_of_possession": "passed", "initial_trust": "passed", "attestation": "passed",
+	"aibom": "passed", "provider_endorsement": "passed", "owner_binding": "passed",
+}
+
+full := {
+	"checks": passed,
+	"requested_capabilities": ["calendar.read", "mail.send", "files.delete"],
+	"endorsed_capabilities": ["calendar.read", "mail.send", "files.delete"],
+	"owner_scope": ["calendar.read", "mail.send"],
+	"attestation": {"trust_vector": {"instance_identity": 2}},
+	"lifetime_secs": 3600,
+}
+
+test_everything_verified_is_issued_with_the_intersection if {
+	d := data.accord.issuance.decision with input as full
+	d.allow
+	d.capabilities == {"calendar.read", "mail.send"}
+}
+
+test_the_strict_default_needs_every_check if {
+	d := data.accord.issuance.decision with input as object.union(full, {"checks": object.union(passed, {"aibom": "absent"})})
+	not d.allow
+	"aibom is required and was not verified" in d.reasons
+}
+
+test_a_domain_may_waive_a_check if {
+	data.accord.issuance.allow with input as object.union(full, {"checks": object.union(passed, {"aibom": "absent"})})
+		with data.accord.settings.issuance.require as {"aibom": false}
+}
+
+test_proof_of_possession_cannot_be_waived if {
+	not data.accord.issuance.allow with input as object.union(full, {"checks": object.union(passed, {"proof_of_possession": "absent"})})
+		with data.accord.settings.issuance.require as {"proof_of_possession": false}
+}
+
+test_weak_attestation_is_refused if {
+	not data.accord.issuance.allow with input as object.union(full, {"attestation": {"trust_vector": {"instance_identity": 32}}})
+}
+
+test_lifetime_is_capped if {
+	not data.accord.issuance.allow with input as object.union(full, {"lifetime_secs": 86400})
+}
+
+test_allowed_capabilities_narrow_further if {
+	d := data.accord.issuance.decision with input as full
+		with data.accord.settings.issuance.allowed_capabilities as ["calendar.*"]
+	d.capabilities == {"calendar.read"}
+}
