@@ -33,6 +33,46 @@ pub enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
+    /// Policy bundles: test, publish, evaluate.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Compile a bundle folder and run its Rego tests (`test_*` rules); exit 1 on a failure.
+    Test {
+        /// The bundle folder (`*.rego`, `data.json`).
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a bundle folder, then publish it as the bundle's next version (an event).
+    Publish {
+        dir: PathBuf,
+        /// The bundle's name.
+        #[arg(long, default_value = "default")]
+        bundle: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Answer one query: `data.accord.<policy>.decision` for the input in FILE. With --dir the
+    /// bundle in that folder decides; with --data-dir or --url the running domain's PDP; with
+    /// neither, the shipped library.
+    Eval {
+        /// The policy package under `accord.` (rbac, abac, rebac, issuance, discovery, ...).
+        #[arg(long)]
+        policy: String,
+        /// JSON input document.
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,128 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
             command: EventsCommand::Tail(args),
         } => tail_command(args, env),
         Command::Projections { command } => projections_command(command),
+        Command::Policy { command } => policy_command(command),
+    }
+}
+
+fn load_bundle(dir: &Path, name: &str) -> anyhow::Result<accord_policy::Bundle> {
+    accord_policy::Bundle::load_dir(name, dir).map_err(|e| usage(format!("{}: {e}", dir.display())))
+}
+
+fn policy_command(cmd: crate::cli::PolicyCommand) -> anyhow::Result<ExitCode> {
+    use crate::cli::PolicyCommand as P;
+    match cmd {
+        P::Test { dir, json } => {
+            let bundle = load_bundle(&dir, "default")?;
+            let report = bundle.run_tests().map_err(|e| anyhow::anyhow!("{e}"))?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                for p in &report.passed {
+                    println!("PASS {p}");
+                }
+                for (n, why) in &report.failed {
+                    println!("FAIL {n}: {}", why.lines().next().unwrap_or(""));
+                }
+                println!(
+                    "{} passed, {} failed ({} files, digest {})",
+                    report.passed.len(),
+                    report.failed.len(),
+                    bundle.files.len(),
+                    bundle.digest()
+                );
+            }
+            Ok(if report.failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        P::Publish { dir, bundle, http } => {
+            let b = load_bundle(&dir, &bundle)?;
+            // refuse early, here; the domain checks again before it appends
+            b.check()
+                .map_err(|e| anyhow::anyhow!("bundle refused: {e}"))?;
+            let t = http_target(&http)?;
+            tokio()?.block_on(async move {
+                let mut req = t
+                    .client
+                    .post(format!("{}/v1/policies/{bundle}", t.url))
+                    .json(&serde_json::json!({ "files": b.files }));
+                if let Some(tok) = &t.token {
+                    req = req.bearer_auth(tok);
+                }
+                let resp = req.send().await?;
+                let status = resp.status();
+                let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                if !status.is_success() {
+                    anyhow::bail!(
+                        "publish refused: {} ({})",
+                        body["title"].as_str().unwrap_or("?"),
+                        body["detail"].as_str().unwrap_or("")
+                    );
+                }
+                if body["published"] == true {
+                    println!(
+                        "published {bundle} version {} ({}), sequence {}",
+                        body["version"],
+                        body["digest"].as_str().unwrap_or(""),
+                        body["seq"]
+                    );
+                } else {
+                    println!(
+                        "{bundle} is already at these files (version {})",
+                        body["version"]
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        P::Eval {
+            policy,
+            input,
+            dir,
+            http,
+        } => {
+            let input: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(&input).with_context(|| format!("--input {}", input.display()))?,
+            )
+            .map_err(|e| usage(format!("--input: not JSON: {e}")))?;
+            if dir.is_none() && (http.data_dir.is_some() || http.url.is_some()) {
+                let t = http_target(&http)?;
+                return tokio()?.block_on(async move {
+                    let mut req = t
+                        .client
+                        .post(format!("{}/v1/decide/{policy}", t.url))
+                        .json(&input);
+                    if let Some(tok) = &t.token {
+                        req = req.bearer_auth(tok);
+                    }
+                    let body: serde_json::Value =
+                        req.send().await?.error_for_status()?.json().await?;
+                    println!("{body}");
+                    Ok(ExitCode::SUCCESS)
+                });
+            }
+            let bundle = match &dir {
+                Some(d) => load_bundle(d, "local")?,
+                None => accord_policy::Bundle::library(),
+            };
+            let pdp = accord_policy::LocalPdp::new();
+            let meta = accord_policy::BundleRef {
+                name: bundle.name.clone(),
+                version: 0,
+                digest: bundle.digest(),
+                published_seq: 0,
+            };
+            pdp.load(&bundle, meta)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let d = pdp
+                .decide(&policy, &input)
+                .map_err(|e| usage(e.to_string()))?;
+            println!("{}", serde_json::to_string(&d)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

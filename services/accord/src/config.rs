@@ -15,6 +15,7 @@ pub const VERSION: u32 = 1;
 
 /// Sections that environment overrides may address.
 const SECTIONS: &[&str] = &[
+    "policy",
     "domain",
     "keys",
     "nats",
@@ -92,6 +93,70 @@ pub struct Config {
     pub telemetry: TelemetrySection,
     #[serde(default)]
     pub projections: ProjectionsSection,
+    #[serde(default)]
+    pub policy: PolicySection,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyEngine {
+    /// regorus in-process, bundles from the log
+    #[default]
+    Embedded,
+    /// a remote OPA (REST data API)
+    Opa,
+    /// a remote AuthZEN evaluation endpoint
+    Authzen,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    #[serde(default)]
+    pub engine: PolicyEngine,
+    /// Base URL of the remote PDP (engine = "opa" or "authzen").
+    #[serde(default)]
+    pub url: Option<String>,
+    /// CA certificate of the remote PDP (PEM).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// The bundle the domain's enforcement points decide with.
+    #[serde(default = "default_bundle")]
+    pub bundle: String,
+    /// Fraction of allowing decisions recorded in the decision log (denies are always).
+    #[serde(default = "default_sample")]
+    pub decision_log_sample: f64,
+    #[serde(default = "default_decision_age")]
+    pub decision_log_max_age_secs: u64,
+    #[serde(default = "default_decision_bytes")]
+    pub decision_log_max_bytes: i64,
+}
+
+fn default_bundle() -> String {
+    "default".into()
+}
+fn default_sample() -> f64 {
+    1.0
+}
+fn default_decision_age() -> u64 {
+    7 * 24 * 3600
+}
+fn default_decision_bytes() -> i64 {
+    1 << 30
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        Self {
+            engine: PolicyEngine::Embedded,
+            url: None,
+            ca: None,
+            bundle: default_bundle(),
+            decision_log_sample: default_sample(),
+            decision_log_max_age_secs: default_decision_age(),
+            decision_log_max_bytes: default_decision_bytes(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -353,6 +418,18 @@ fn validate(c: &Config) -> Result<(), String> {
         if pg.max_connections == 0 {
             return Err("postgres.max_connections must be positive".into());
         }
+    }
+    if c.policy.engine != PolicyEngine::Embedded && c.policy.url.is_none() {
+        return Err("policy.url is required for a remote policy engine".into());
+    }
+    if !(0.0..=1.0).contains(&c.policy.decision_log_sample) {
+        return Err("policy.decision_log_sample must be within 0.0..=1.0".into());
+    }
+    if accord_events::AggregateId::parse(&c.policy.bundle).is_err() {
+        return Err(format!(
+            "policy.bundle {:?} is not a bundle name",
+            c.policy.bundle
+        ));
     }
     if c.http.tls_cert.is_some() != c.http.tls_key.is_some() {
         return Err("http.tls_cert and http.tls_key go together".into());

@@ -74,6 +74,9 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/v1/projections/{name}/digest", get(digest))
         .route("/v1/projections/{name}/tables/{table}", get(table))
         .route("/v1/projections/{name}/rebuild", post(rebuild))
+        .route("/v1/policies", get(policies))
+        .route("/v1/policies/{bundle}", post(publish_policy))
+        .route("/v1/decide/{policy}", post(decide))
         .fallback(|| async {
             Problem::new(StatusCode::NOT_FOUND, "not-found", "No such resource", "")
         })
@@ -116,19 +119,22 @@ async fn trace_context(mut req: axum::extract::Request, next: axum::middleware::
 }
 
 async fn readyz(State(rt): Rt) -> Response {
-    let waiting: Vec<String> = rt
+    let mut waiting: Vec<String> = rt
         .projections
         .iter()
         .filter(|p| !p.progress().ready)
         .map(|p| p.name().to_owned())
         .collect();
+    if rt.pdp.embedded().is_some_and(|l| l.bundle().is_none()) {
+        waiting.push("policy bundle".to_owned());
+    }
     if waiting.is_empty() {
         (StatusCode::OK, "ready").into_response()
     } else {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not-ready",
-            "Projections have not reached the log's tail yet",
+            "Not ready: projections behind the log's tail, or no policy bundle yet",
             waiting.join(", "),
         )
         .into_response()
@@ -355,31 +361,37 @@ fn token_matches(presented: &str, expected: &[u8]) -> bool {
         == 0
 }
 
-async fn rebuild(
-    State(rt): Rt,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
+/// Checks the admin bearer token (constant-time).
+fn require_admin(rt: &Runtime, headers: &HeaderMap) -> Result<(), Problem> {
     let expected = rt
         .config
         .http
         .admin_token
         .as_ref()
         .and_then(|r| r.read().ok())
-        .map(|b| String::from_utf8_lossy(&b).trim().as_bytes().to_vec());
-    let authorized = match (bearer(&headers), &expected) {
+        .map(|b: Vec<u8>| String::from_utf8_lossy(&b).trim().as_bytes().to_vec());
+    let authorized = match (bearer(headers), &expected) {
         (Some(t), Some(e)) => token_matches(t, e),
         _ => false,
     };
-    if !authorized {
-        rt.metrics.reject("http", "unauthorized");
-        return Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Admin token required",
-            "send Authorization: Bearer <the domain's admin token>",
-        ));
+    if authorized {
+        return Ok(());
     }
+    rt.metrics.reject("http", "unauthorized");
+    Err(Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "Admin token required",
+        "send Authorization: Bearer <the domain's admin token>",
+    ))
+}
+
+async fn rebuild(
+    State(rt): Rt,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    require_admin(&rt, &headers)?;
     let h = find(&rt, &name)?.clone();
     if h.progress().rebuilding.is_some() {
         return Err(Problem::new(
@@ -400,4 +412,93 @@ async fn rebuild(
         Json(json!({"projection": name, "status": "rebuilding"})),
     )
         .into_response())
+}
+
+async fn policies(State(rt): Rt) -> Json<serde_json::Value> {
+    match rt.pdp.embedded() {
+        Some(l) => Json(json!({
+            "engine": "embedded",
+            "bundle": l.bundle(),
+            "at_seq": l.at_seq(),
+        })),
+        None => Json(json!({"engine": "remote"})),
+    }
+}
+
+/// A bundle to publish: its files, as `accord policy publish` sends them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishRequest {
+    files: Vec<accord_events::catalogue::BundleFile>,
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(
+    rt: &Runtime,
+    body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, Problem> {
+    body.map(|Json(b)| b).map_err(|e| {
+        rt.metrics.reject("http", "bad-body");
+        Problem::new(
+            e.status(),
+            "bad-body",
+            "Malformed request body",
+            e.body_text(),
+        )
+    })
+}
+
+async fn publish_policy(
+    State(rt): Rt,
+    Path(bundle): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<PublishRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    require_admin(&rt, &headers)?;
+    let req = json_body(&rt, body)?;
+    let refused = |detail: String| {
+        rt.metrics.reject("http", "bundle-refused");
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "bundle-refused",
+            "The policy bundle was refused",
+            detail,
+        )
+    };
+    let b = accord_policy::Bundle::new(&bundle, req.files).map_err(|e| refused(e.to_string()))?;
+    let digest = b.digest();
+    let actor = accord_events::Actor::operator("admin-token");
+    match crate::runtime::publish_bundle(&rt.store, b, &bundle, actor).await {
+        Ok(out) => Ok(Json(json!({
+            "bundle": bundle,
+            "digest": digest,
+            "published": !out.events.is_empty(),
+            "seq": out.version.stream_seq,
+            "version": out.version.count,
+        }))),
+        Err(accord_store::cqrs::ExecuteError::Rejected(e)) => Err(refused(e.to_string())),
+        Err(accord_store::cqrs::ExecuteError::Store(e)) => Err(unavailable(&e)),
+    }
+}
+
+async fn decide(
+    State(rt): Rt,
+    Path(policy): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    require_admin(&rt, &headers)?;
+    let input = json_body(&rt, body)?;
+    match rt.pdp.decide(&policy, &input).await {
+        Ok(d) => Ok(Json(serde_json::to_value(&d).unwrap_or_default())),
+        Err(accord_policy::PdpError::BadPolicyName(p)) => {
+            rt.metrics.reject("http", "bad-policy-name");
+            Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-policy-name",
+                "No such policy name",
+                p,
+            ))
+        }
+        Err(e) => Err(unavailable(&e)),
+    }
 }

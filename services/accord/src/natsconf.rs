@@ -79,6 +79,7 @@ pub fn services(domain: &DomainId, stream: &str) -> Permissions {
     Permissions {
         publish_allow: vec![
             format!("accord.evt.{domain}.>"),
+            format!("accord.decisions.{domain}.>"),
             "$JS.API.>".into(),
             "$JS.ACK.>".into(),
             "$JS.FC.>".into(),

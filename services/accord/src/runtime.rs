@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use accord_events::catalogue::GenesisConfig;
-use accord_events::{DomainKey, Ed25519Key, Event, Timestamp};
+use accord_events::{Actor, DomainKey, Ed25519Key, Event, Timestamp};
 use accord_store::projection::ProjectionStore;
 use accord_store::projection::memory::MemoryStore;
 use accord_store::projection::postgres::PgStore;
@@ -120,6 +120,7 @@ pub async fn ensure_genesis(
 
 /// The running services of a domain.
 pub struct Runtime {
+    pub pdp: accord_policy::Pdp,
     pub config: Config,
     pub store: EventStore,
     pub genesis: StoredEvent,
@@ -173,14 +174,16 @@ impl Runtime {
             batch_size: config.projections.batch_size,
         };
         let (shutdown, rx) = watch::channel(false);
-        let projections = accord_readmodels::all()
+        let projections: Vec<ProjectionHandle> = accord_readmodels::all()
             .into_iter()
             .map(|p| {
                 crate::telemetry::register_projection(p.name());
                 runner::spawn(p, projection_store.clone(), context.clone(), rx.clone())
             })
             .collect();
+        let pdp = start_pdp(&config, &store, &projections).await?;
         let rt = Self {
+            pdp,
             config,
             store,
             genesis,
@@ -198,9 +201,11 @@ impl Runtime {
         self.projections.iter().find(|p| p.name() == name)
     }
 
-    /// Whether every projection reached the log's tail as of its start.
+    /// Whether every projection reached the log's tail as of its start, and the embedded PDP
+    /// has a bundle.
     pub fn ready(&self) -> bool {
         self.projections.iter().all(|p| p.progress().ready)
+            && self.pdp.embedded().is_none_or(|l| l.bundle().is_some())
     }
 
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
@@ -252,6 +257,109 @@ impl Runtime {
             }
         });
     }
+}
+
+/// The domain's PDP: embedded (following the policies projection, publishing the shipped
+/// library on a log that has no bundle yet) or remote; with the decision log.
+async fn start_pdp(
+    config: &Config,
+    store: &EventStore,
+    projections: &[ProjectionHandle],
+) -> anyhow::Result<accord_policy::Pdp> {
+    use crate::config::PolicyEngine;
+    let p = &config.policy;
+    let log = accord_policy::DecisionLog::open(
+        store.client().clone(),
+        store.jetstream(),
+        &config.domain.id,
+        &accord_policy::DecisionLogConfig {
+            max_age: Duration::from_secs(p.decision_log_max_age_secs),
+            max_bytes: p.decision_log_max_bytes,
+            sample: p.decision_log_sample,
+            replicas: config.nats.replicas,
+        },
+    )
+    .await
+    .map_err(anyhow::Error::msg)?;
+    match p.engine {
+        PolicyEngine::Embedded => {
+            let local = Arc::new(accord_policy::LocalPdp::new());
+            let policies = projections
+                .iter()
+                .find(|h| h.name() == "policies")
+                .cloned()
+                .context("the policies projection is not running")?;
+            accord_policy::follow_bundle(local.clone(), policies.clone(), p.bundle.clone());
+            // a log without the bundle gets the shipped library as its version 1
+            let store = store.clone();
+            let bundle = p.bundle.clone();
+            tokio::spawn(async move {
+                if !policies.wait_ready(Duration::from_secs(300)).await {
+                    return;
+                }
+                match policies.store().get("policies", "bundles", &bundle).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => {
+                        if let Err(e) = publish_bundle(
+                            &store,
+                            accord_policy::Bundle::library(),
+                            &bundle,
+                            Actor::system("accord"),
+                        )
+                        .await
+                        {
+                            tracing::error!(error = %e, "publishing the shipped policy library");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading policy bundles"),
+                }
+            });
+            Ok(accord_policy::Pdp::local(local, Some(log)))
+        }
+        PolicyEngine::Opa | PolicyEngine::Authzen => {
+            let kind = if p.engine == PolicyEngine::Opa {
+                accord_policy::RemoteKind::Opa
+            } else {
+                accord_policy::RemoteKind::Authzen
+            };
+            let ca = match &p.ca {
+                Some(path) => Some(
+                    std::fs::read(path).with_context(|| format!("policy.ca {}", path.display()))?,
+                ),
+                None => None,
+            };
+            let url = p.url.clone().unwrap_or_default();
+            let remote = accord_policy::RemotePdp::with_ca(kind, &url, ca.as_deref())?;
+            Ok(accord_policy::Pdp::remote(remote, Some(log)))
+        }
+    }
+}
+
+/// Publishes `bundle` as the next version of `name` (checked first; nothing when unchanged).
+pub async fn publish_bundle(
+    store: &EventStore,
+    mut bundle: accord_policy::Bundle,
+    name: &str,
+    actor: Actor,
+) -> Result<
+    accord_store::cqrs::Executed,
+    accord_store::cqrs::ExecuteError<accord_policy::aggregate::PolicyError>,
+> {
+    use accord_policy::aggregate::{PolicyBundle, PolicyCommand};
+    bundle.name = name.to_owned();
+    let exec = accord_store::cqrs::Executor::<PolicyBundle>::new(store.clone(), ())?;
+    let id = accord_events::AggregateId::parse(name).map_err(|e| {
+        accord_store::cqrs::ExecuteError::Rejected(
+            accord_policy::aggregate::PolicyError::WrongName(e.to_string()),
+        )
+    })?;
+    let meta = accord_events::Metadata::new(
+        accord_events::CommandId::new_random(),
+        actor,
+        Timestamp::now(),
+    );
+    exec.execute(&id, &meta, PolicyCommand::Publish(bundle))
+        .await
 }
 
 /// Puts a password into a `postgres://user@host/db` URL, percent-encoded.

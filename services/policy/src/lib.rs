@@ -9,6 +9,7 @@
 pub mod aggregate;
 pub mod bundle;
 pub mod decision;
+pub mod inputs;
 pub mod library;
 pub mod log;
 pub mod pdp;

@@ -42,16 +42,54 @@ pub fn check_policy_name(policy: &str) -> Result<(), PdpError> {
 struct Prepared {
     bundle: BundleRef,
     engine: regorus::Engine,
+    data: regorus::Value,
     generation: u64,
     /// Packages `accord.<policy>` the bundle defines: asking for any other is undefined.
     policies: std::collections::HashSet<String>,
+    /// Each policy's decision rule compiled for the Rego VM, once per bundle version; `None`
+    /// when the compiler does not take it (the interpreter answers those).
+    programs: std::sync::Mutex<HashMap<String, Option<Arc<regorus::rvm::Program>>>>,
+}
+
+impl Prepared {
+    fn program(&self, policy: &str) -> Option<Arc<regorus::rvm::Program>> {
+        let mut programs = self.programs.lock().ok()?;
+        if let Some(p) = programs.get(policy) {
+            return p.clone();
+        }
+        let rule = format!("data.accord.{policy}.decision");
+        let compiled = self
+            .engine
+            .clone()
+            .compile_with_entrypoint(&rule.clone().into())
+            .ok()
+            .and_then(|c| {
+                regorus::languages::rego::compiler::Compiler::compile_from_policy(&c, &[&rule]).ok()
+            });
+        if compiled.is_none() {
+            tracing::info!(
+                policy,
+                "policy runs on the Rego interpreter (the VM compiler does not take it)"
+            );
+        }
+        programs.insert(policy.to_owned(), compiled.clone());
+        compiled
+    }
+}
+
+/// A worker thread's warm evaluators for one PDP and bundle version.
+struct Warm {
+    generation: u64,
+    prepared: Arc<Prepared>,
+    interpreter: regorus::Engine,
+    vms: HashMap<String, regorus::rvm::RegoVM>,
 }
 
 static NEXT_PDP: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    /// Each worker thread's warm engines, per PDP: (generation, engine).
-    static WARM: RefCell<HashMap<u64, (u64, regorus::Engine)>> = RefCell::new(HashMap::new());
+    /// Each worker thread's warm evaluators, per PDP.
+    static WARM: RefCell<HashMap<u64, Warm>> = RefCell::new(HashMap::new());
 }
 
 /// A PDP evaluating Rego in-process.
@@ -90,6 +128,7 @@ impl LocalPdp {
     /// Compiles `bundle` and makes it the one decisions use. On error the loaded version stays.
     pub fn load(&self, bundle: &Bundle, meta: BundleRef) -> Result<(), BundleError> {
         let engine = bundle.compile()?;
+        let data = regorus::Value::from(bundle.data()?);
         let generation = self.generation.load(Ordering::Acquire) + 1;
         let policies = bundle
             .files
@@ -101,8 +140,10 @@ impl LocalPdp {
         let prepared = Arc::new(Prepared {
             bundle: meta,
             engine,
+            data,
             generation,
             policies,
+            programs: std::sync::Mutex::new(HashMap::new()),
         });
         if let Ok(mut cur) = self.current.write() {
             *cur = Some(prepared);
@@ -135,32 +176,63 @@ impl LocalPdp {
         let generation = self.generation.load(Ordering::Acquire);
         let (result, bundle) = WARM.with(|warm| {
             let mut warm = warm.borrow_mut();
-            let stale = warm.get(&self.id).is_none_or(|(g, _)| *g != generation);
-            let prepared = self
-                .current
-                .read()
-                .ok()
-                .and_then(|c| c.clone())
-                .ok_or(PdpError::NoBundle)?;
-            if stale {
-                warm.insert(self.id, (prepared.generation, prepared.engine.clone()));
+            // the shared state is touched only when this thread's copy is stale: the hot path
+            // reads one atomic and this thread's own memory
+            if warm.get(&self.id).is_none_or(|w| w.generation != generation) {
+                let prepared = self
+                    .current
+                    .read()
+                    .ok()
+                    .and_then(|c| c.clone())
+                    .ok_or(PdpError::NoBundle)?;
+                warm.insert(
+                    self.id,
+                    Warm {
+                        generation: prepared.generation,
+                        interpreter: prepared.engine.clone(),
+                        prepared,
+                        vms: HashMap::new(),
+                    },
+                );
             }
+            let w = warm.get_mut(&self.id).ok_or(PdpError::NoBundle)?;
+            let prepared = &w.prepared;
             if !prepared.policies.contains(policy) {
                 return Ok((Value::Null, prepared.bundle.clone()));
             }
-            let (_, engine) = warm
-                .get_mut(&self.id)
-                .ok_or(PdpError::NoBundle)?;
-            engine.set_input(regorus::Value::from(input.clone()));
-            let result = match engine.eval_rule(format!("data.accord.{policy}.decision")) {
+            let input = regorus::Value::from(input.clone());
+            let outcome = match w.vms.get_mut(policy) {
+                Some(vm) => {
+                    vm.set_input(input);
+                    vm.execute().map_err(|e| e.to_string())
+                }
+                None => match w.prepared.program(policy) {
+                    Some(program) => {
+                        let mut vm = regorus::rvm::RegoVM::new();
+                        vm.load_program(program);
+                        let ready = vm.set_data(w.prepared.data.clone()).map_err(|e| e.to_string());
+                        vm.set_input(input);
+                        let out = ready.and_then(|_| vm.execute().map_err(|e| e.to_string()));
+                        w.vms.insert(policy.to_owned(), vm);
+                        out
+                    }
+                    None => {
+                        w.interpreter.set_input(input);
+                        w.interpreter
+                            .eval_rule(format!("data.accord.{policy}.decision"))
+                            .map_err(|e| e.to_string())
+                    }
+                },
+            };
+            let result = match outcome {
                 Ok(regorus::Value::Undefined) => Value::Null,
                 Ok(v) => serde_json::to_value(&v).unwrap_or(Value::Null),
                 Err(e) => serde_json::json!({
                     "allow": false,
-                    "reasons": [format!("policy evaluation failed: {}", e.to_string().lines().next().unwrap_or(""))],
+                    "reasons": [format!("policy evaluation failed: {}", e.lines().next().unwrap_or(""))],
                 }),
             };
-            Ok::<_, PdpError>((result, prepared.bundle.clone()))
+            Ok::<_, PdpError>((result, w.prepared.bundle.clone()))
         })?;
         Ok(Decision::new(
             policy,

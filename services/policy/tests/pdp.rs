@@ -386,3 +386,61 @@ async fn decisions_go_to_their_own_stream_with_limits() {
     // the event log is not where decisions go
     assert!(js.get_stream(accord_store::EVENTS_STREAM).await.is_err());
 }
+
+/// The PDP answers from the Rego VM; the interpreter is the reference it must agree with.
+#[test]
+fn the_vm_agrees_with_the_interpreter() {
+    let pdp = library_pdp();
+    let mut interpreter = Bundle::library().compile().unwrap();
+    let cases = [
+        (
+            "rbac",
+            json!({"subject": {"id": "a", "roles": ["reader"]}, "action": "read", "resource": {"type": "agent"}}),
+        ),
+        (
+            "rbac",
+            json!({"subject": {"id": "a", "roles": ["reader"]}, "action": "write", "resource": {"type": "agent"}}),
+        ),
+        (
+            "abac",
+            json!({"subject": {"id": "a", "clearance": "secret", "attestation": {"trust_vector": {"instance_identity": 2, "executables": 2, "hardware": 2}}}, "resource": {"classification": "secret"}, "environment": {"network": "internal", "hour": 3}}),
+        ),
+        (
+            "abac",
+            json!({"subject": {"id": "a", "clearance": "internal"}, "resource": {"classification": "secret"}, "environment": {"network": "external", "hour": 3}}),
+        ),
+        (
+            "rebac",
+            json!({"action": "read", "resource": {"id": "x", "owner": "o", "team": "t"}, "relations": {"teams": ["t"]}}),
+        ),
+        (
+            "rebac",
+            json!({"action": "update", "resource": {"id": "x", "owner": "o", "team": "t"}, "relations": {}}),
+        ),
+        (
+            "discovery",
+            json!({"requester": {"id": "r", "domain": "org-a", "teams": ["t"]}, "query": {"capabilities": ["a.b"]}, "record": {"agent_id": "x", "domain": "org-a", "team": "t", "status": "registered", "visibility": "team", "capabilities": ["a.b", "admin.x", "c.d"]}}),
+        ),
+        (
+            "discovery",
+            json!({"requester": {"id": "", "domain": "org-b"}, "query": {}, "record": {"agent_id": "x", "domain": "org-a", "status": "suspended", "visibility": "owner", "capabilities": []}}),
+        ),
+        (
+            "issuance",
+            json!({"checks": {"proof_of_possession": "passed"}, "requested_capabilities": ["a"], "lifetime_secs": 60}),
+        ),
+        (
+            "issuance",
+            json!({"checks": {"proof_of_possession": "passed", "initial_trust": "passed", "attestation": "passed", "aibom": "passed", "provider_endorsement": "passed", "owner_binding": "passed"}, "requested_capabilities": ["a.b", "c"], "endorsed_capabilities": ["a.b"], "attestation": {"trust_vector": {"instance_identity": 2}}, "lifetime_secs": 60}),
+        ),
+    ];
+    for (policy, input) in cases {
+        let vm = pdp.decide(policy, &input).unwrap();
+        interpreter.set_input(regorus::Value::from(input.clone()));
+        let reference = interpreter
+            .eval_rule(format!("data.accord.{policy}.decision"))
+            .unwrap();
+        let reference = serde_json::to_value(&reference).unwrap();
+        assert_eq!(vm.result(), &reference, "{policy} {input}");
+    }
+}

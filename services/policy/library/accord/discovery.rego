@@ -21,21 +21,19 @@ requester := input.requester
 
 record := input.record
 
+hidden_prefixes := object.get(settings, "hidden_prefixes", [])
+
 hidden(c) if {
-	some p in object.get(settings, "hidden_prefixes", [])
+	some p in hidden_prefixes
 	startswith(c, p)
 }
 
+sought := {c | some c in object.get(input.query, "capabilities", [])}
+
 # what the requester may learn of the record's capabilities
-shown contains c if {
-	some c in record.capabilities
-	not hidden(c)
-	wanted(c)
-}
+shown := {c | some c in record.capabilities; not hidden(c)} if count(sought) == 0
 
-wanted(_) if count(object.get(input.query, "capabilities", [])) == 0
-
-wanted(c) if c in input.query.capabilities
+else := {c | some c in record.capabilities; c in sought; not hidden(c)}
 
 visible if record.visibility == "public"
 
@@ -73,4 +71,7 @@ reasons contains "record not visible to the requester" if not visible
 
 reasons contains "no matching capability the requester may see" if count(shown) == 0
 
-decision := {"allow": allow, "reasons": reasons, "capabilities": shown}
+# the reasons are worked out only for a deny
+decision := {"allow": true, "reasons": set(), "capabilities": shown} if allow
+
+else := {"allow": false, "reasons": reasons, "capabilities": set()}
