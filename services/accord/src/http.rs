@@ -75,7 +75,13 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/v1/projections/{name}/tables/{table}", get(table))
         .route("/v1/projections/{name}/rebuild", post(rebuild))
         .route("/v1/policies", get(policies))
-        .route("/v1/policies/{bundle}", post(publish_policy))
+        .route(
+            "/v1/policies/{bundle}",
+            // a bundle may be up to MAX_BUNDLE_BYTES of JSON-escaped files, plus its framing
+            post(publish_policy).layer(DefaultBodyLimit::max(
+                accord_policy::bundle::MAX_BUNDLE_BYTES + 64 * 1024,
+            )),
+        )
         .route("/v1/decide/{policy}", post(decide))
         .fallback(|| async {
             Problem::new(StatusCode::NOT_FOUND, "not-found", "No such resource", "")
@@ -499,6 +505,14 @@ async fn decide(
                 p,
             ))
         }
-        Err(e) => Err(unavailable(&e)),
+        Err(e) => {
+            tracing::warn!(error = %e, "policy decision unavailable");
+            Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "pdp-unavailable",
+                "The policy decision point cannot decide now",
+                e.to_string(),
+            ))
+        }
     }
 }

@@ -12,8 +12,21 @@ use accord_events::Digest;
 use accord_events::catalogue::BundleFile;
 use serde_json::Value;
 
-/// Largest bundle (all files), bytes: it travels in one event.
+/// Largest bundle, bytes of its files as JSON (paths and contents, escaped as the event carries
+/// them): it travels in one event, which may be at most 512 KiB with its envelope.
 pub const MAX_BUNDLE_BYTES: usize = 400 * 1024;
+/// Longest a single evaluation may run (cooperatively checked by regorus): a published policy
+/// with a runaway comprehension fails its decision (a deny) instead of stalling a worker.
+pub const EVAL_TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The execution timer every engine and VM of the PDP runs with.
+pub fn execution_timer() -> regorus::utils::limits::ExecutionTimerConfig {
+    regorus::utils::limits::ExecutionTimerConfig {
+        limit: EVAL_TIME_LIMIT,
+        check_interval: std::num::NonZeroU32::new(256).unwrap_or(std::num::NonZeroU32::MIN),
+    }
+}
+
 /// Most files in a bundle.
 pub const MAX_FILES: usize = 256;
 
@@ -79,7 +92,13 @@ impl Bundle {
         if files.len() > MAX_FILES {
             return Err(BundleError::TooManyFiles(files.len()));
         }
-        let size: usize = files.iter().map(|f| f.path.len() + f.content.len()).sum();
+        let size: usize = files
+            .iter()
+            .map(|f| {
+                serde_json::to_string(&f.path).map_or(usize::MAX / 2, |p| p.len())
+                    + serde_json::to_string(&f.content).map_or(usize::MAX / 2, |c| c.len())
+            })
+            .fold(0, usize::saturating_add);
         if size > MAX_BUNDLE_BYTES {
             return Err(BundleError::TooLarge { size });
         }
@@ -185,6 +204,7 @@ impl Bundle {
     pub fn compile(&self) -> Result<regorus::Engine, BundleError> {
         let mut engine = regorus::Engine::new();
         engine.set_rego_v0(false);
+        engine.set_execution_timer_config(execution_timer());
         for f in self.files.iter().filter(|f| f.path.ends_with(".rego")) {
             engine
                 .add_policy(f.path.clone(), f.content.clone())

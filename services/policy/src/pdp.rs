@@ -82,7 +82,9 @@ struct Warm {
     generation: u64,
     prepared: Arc<Prepared>,
     interpreter: regorus::Engine,
-    vms: HashMap<String, regorus::rvm::RegoVM>,
+    /// The VM of each policy asked for; `None` when the VM cannot run it (the compiler did not
+    /// take it, or the bundle's data did not load into it): that policy runs on the interpreter.
+    vms: HashMap<String, Option<regorus::rvm::RegoVM>>,
 }
 
 static NEXT_PDP: AtomicU64 = AtomicU64::new(1);
@@ -201,28 +203,34 @@ impl LocalPdp {
                 return Ok((Value::Null, prepared.bundle.clone()));
             }
             let input = regorus::Value::from(input.clone());
+            if !w.vms.contains_key(policy) {
+                let vm = w.prepared.program(policy).and_then(|program| {
+                    let mut vm = regorus::rvm::RegoVM::new();
+                    vm.set_execution_timer_config(Some(crate::bundle::execution_timer()));
+                    vm.load_program(program);
+                    // a VM without the bundle's data would decide as if every setting were
+                    // absent: never keep one
+                    match vm.set_data(w.prepared.data.clone()) {
+                        Ok(()) => Some(vm),
+                        Err(e) => {
+                            tracing::warn!(policy, error = %e, "the Rego VM cannot load this bundle's data; using the interpreter");
+                            None
+                        }
+                    }
+                });
+                w.vms.insert(policy.to_owned(), vm);
+            }
             let outcome = match w.vms.get_mut(policy) {
-                Some(vm) => {
+                Some(Some(vm)) => {
                     vm.set_input(input);
                     vm.execute().map_err(|e| e.to_string())
                 }
-                None => match w.prepared.program(policy) {
-                    Some(program) => {
-                        let mut vm = regorus::rvm::RegoVM::new();
-                        vm.load_program(program);
-                        let ready = vm.set_data(w.prepared.data.clone()).map_err(|e| e.to_string());
-                        vm.set_input(input);
-                        let out = ready.and_then(|_| vm.execute().map_err(|e| e.to_string()));
-                        w.vms.insert(policy.to_owned(), vm);
-                        out
-                    }
-                    None => {
-                        w.interpreter.set_input(input);
-                        w.interpreter
-                            .eval_rule(format!("data.accord.{policy}.decision"))
-                            .map_err(|e| e.to_string())
-                    }
-                },
+                _ => {
+                    w.interpreter.set_input(input);
+                    w.interpreter
+                        .eval_rule(format!("data.accord.{policy}.decision"))
+                        .map_err(|e| e.to_string())
+                }
             };
             let result = match outcome {
                 Ok(regorus::Value::Undefined) => Value::Null,

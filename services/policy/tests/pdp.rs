@@ -444,3 +444,57 @@ fn the_vm_agrees_with_the_interpreter() {
         assert_eq!(vm.result(), &reference, "{policy} {input}");
     }
 }
+
+/// A bundle whose data the VM refuses (a value at a rule's path) must not run on a VM without
+/// its data: with the data missing, `not closed` would allow. It runs on the interpreter.
+#[test]
+fn a_bundle_whose_data_the_vm_refuses_does_not_decide_without_its_data() {
+    let b = bundle_with(&[
+        (
+            "accord/gate.rego",
+            "package accord.gate\n\nlimit := 1\n\ndecision := {\"allow\": false, \"reasons\": [\"closed\"], \"limit\": limit} if data.accord.settings.gate.closed\n\ndecision := {\"allow\": true, \"limit\": limit} if not data.accord.settings.gate.closed\n",
+        ),
+        ("accord/settings/gate/data.json", r#"{"closed": true}"#),
+        ("accord/gate/data.json", r#"{"limit": 2}"#),
+    ]);
+    let pdp = LocalPdp::new();
+    let meta = accord_policy::BundleRef {
+        name: "default".into(),
+        version: 1,
+        digest: b.digest(),
+        published_seq: 0,
+    };
+    pdp.load(&b, meta).unwrap();
+    for _ in 0..3 {
+        let d = pdp.decide("gate", &json!({})).unwrap();
+        assert!(!d.is_allowed(), "{:?}", d.result());
+    }
+}
+
+/// A runaway policy (nine million iterations) fails its decision, a deny, on the VM and on the
+/// interpreter, instead of holding the worker for as long as it runs.
+#[test]
+fn a_runaway_policy_is_stopped_and_denies() {
+    let b = bundle_with(&[(
+        "accord/spin.rego",
+        "package accord.spin\n\nn := count([1 | some i in numbers.range(1, 3000); some j in numbers.range(1, 3000)])\n\ndecision := {\"allow\": n > 0}\n",
+    )]);
+    let pdp = LocalPdp::new();
+    let meta = accord_policy::BundleRef {
+        name: "default".into(),
+        version: 1,
+        digest: b.digest(),
+        published_seq: 0,
+    };
+    pdp.load(&b, meta).unwrap();
+    let d = pdp.decide("spin", &json!({})).unwrap();
+    assert!(!d.is_allowed(), "{:?}", d.result());
+    assert!(
+        d.reasons()[0].contains("evaluation failed"),
+        "{:?}",
+        d.reasons()
+    );
+    let mut engine = b.compile().unwrap();
+    let r = engine.eval_rule("data.accord.spin.decision".to_owned());
+    assert!(r.is_err(), "the interpreter ran it to the end");
+}
