@@ -41,7 +41,12 @@ fn input(i: usize) -> serde_json::Value {
             owner: Some("alice@org-a.example".into()),
             team: Some("travel".into()),
             status: "registered".into(),
-            visibility: if i.is_multiple_of(2) { "team" } else { "domain" }.into(),
+            visibility: if i.is_multiple_of(2) {
+                "team"
+            } else {
+                "domain"
+            }
+            .into(),
             capabilities: vec![
                 "calendar.read".into(),
                 "calendar.write".into(),
