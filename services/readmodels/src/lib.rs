@@ -5,7 +5,7 @@
 //! | projection | tables |
 //! |---|---|
 //! | `registry` | `agents` (by agent id), `by_spiffe` (SPIFFE ID → agent id) |
-//! | `credentials` | `credentials` (by serial), `revocations` (by stream sequence, log order) |
+//! | `credentials` | `credentials` (by serial), `revocations` (by stream sequence, log order), `revocation_state` (`crl`: last revocation's sequence, count) |
 //! | `trust` | `anchors`, `verifiers`, `providers`, `idps` (by material id) |
 //! | `policies` | `bundles` (by bundle name: the latest version) |
 //! | `peers` | `peers` (by domain id) |
@@ -173,6 +173,7 @@ impl Projection for Credentials {
                 .serials
                 .iter()
                 .map(|s| ("credentials", s.to_string()))
+                .chain([("revocation_state", "crl".to_owned())])
                 .collect(),
             Event::CredentialExpired(x) => vec![("credentials", x.serial.to_string())],
             _ => Vec::new(),
@@ -216,9 +217,11 @@ impl Projection for Credentials {
             }
             Event::CredentialRevoked(r) => {
                 for serial in &r.serials {
+                    let mut not_after = None;
                     if let Some(Value::Object(mut c)) =
                         rows.get("credentials", serial.as_str()).await?
                     {
+                        not_after = c.get("not_after").cloned();
                         c.insert("status".into(), "revoked".into());
                         c.insert("revoked_seq".into(), seq.into());
                         c.insert("reason".into(), to_value(self.name(), seq, &r.reason)?);
@@ -233,10 +236,22 @@ impl Projection for Credentials {
                             "reason": to_value(self.name(), seq, &r.reason)?,
                             "reason_code": r.reason.code(),
                             "revoked_at": r.revoked_at.to_string(),
+                            "not_after": not_after,
                             "seq": seq,
                         }),
                     );
                 }
+                // what the CRL signer watches: one row, so it need not scan on every batch
+                let count = rows
+                    .get("revocation_state", "crl")
+                    .await?
+                    .and_then(|v| v.get("count").and_then(Value::as_u64))
+                    .unwrap_or(0);
+                rows.put(
+                    "revocation_state",
+                    "crl",
+                    json!({"last_seq": seq, "count": count + r.serials.len() as u64}),
+                );
             }
             Event::CredentialExpired(x) => {
                 if let Some(Value::Object(mut c)) =

@@ -1,0 +1,272 @@
+use std::collections::BTreeSet;
+
+use accord_events::catalogue::KeyAlgorithm;
+use accord_events::{Digest, TrustDomain};
+use cqrs_es::test::TestFramework;
+
+use super::*;
+
+type Fw = TestFramework<Agent>;
+
+fn provisioned() -> AgentProvisioned {
+    let agent_id = AgentId::new_v7();
+    let td = TrustDomain::parse("org-a.example").unwrap();
+    AgentProvisioned {
+        spiffe_id: SpiffeId::for_agent(&td, &agent_id),
+        agent_id,
+        name: "travel".into(),
+        provider_id: None,
+        requested_capabilities: BTreeSet::from(["travel.book".to_owned()]),
+    }
+}
+
+fn kid(n: u8) -> KeyId {
+    KeyId::parse(
+        &"A".repeat(42)
+            .chars()
+            .chain([char::from(b'A' + n)])
+            .collect::<String>(),
+    )
+    .unwrap()
+}
+
+fn credential(p: &AgentProvisioned, serial: &str, key: u8, hours: i64) -> IssuedCredential {
+    let now = Timestamp::now();
+    IssuedCredential {
+        serial: CredentialSerial::parse(serial).unwrap(),
+        spiffe_id: p.spiffe_id.clone(),
+        key_thumbprint: kid(key),
+        key_algorithm: KeyAlgorithm::EcdsaP256,
+        not_before: now,
+        not_after: Timestamp::from_datetime(now.datetime() + time::Duration::hours(hours)),
+        capabilities: p.requested_capabilities.clone(),
+        owner: None,
+        aibom_digest: None,
+        attestation: None,
+        certificate_der: String::new(),
+        wit_jti: Some(format!("jti-{serial}")),
+        issuer_key: kid(9),
+    }
+}
+
+fn requested() -> CredentialRequested {
+    CredentialRequested {
+        csr_digest: Digest::sha256(b"csr"),
+        key_thumbprint: kid(1),
+        key_algorithm: KeyAlgorithm::EcdsaP256,
+        requested_capabilities: BTreeSet::new(),
+    }
+}
+
+fn policy() -> PolicyRef {
+    PolicyRef {
+        bundle: "default".into(),
+        version: 1,
+        digest: Digest::sha256(b"bundle"),
+        at_seq: 3,
+    }
+}
+
+fn record(grant: Grant, c: IssuedCredential) -> AgentCommand {
+    AgentCommand::RecordCredential {
+        grant,
+        requested: requested(),
+        credential: Box::new(c),
+        checks: Vec::new(),
+        policy: policy(),
+    }
+}
+
+fn issued(c: IssuedCredential) -> Event {
+    Event::CredentialIssued(CredentialIssued {
+        credential: c,
+        checks: Vec::new(),
+        policy: policy(),
+    })
+}
+
+#[test]
+fn provisioning_happens_once() {
+    let p = provisioned();
+    Fw::with(())
+        .given_no_previous_events()
+        .when(AgentCommand::Provision(p.clone()))
+        .then_expect_events(vec![Event::AgentProvisioned(p.clone())]);
+    Fw::with(())
+        .given(vec![Event::AgentProvisioned(p.clone())])
+        .when(AgentCommand::Provision(p))
+        .then_expect_error(AgentError::AlreadyProvisioned);
+}
+
+#[test]
+fn enrollment_records_the_request_and_the_credential_once() {
+    let p = provisioned();
+    let c = credential(&p, "4a01", 1, 1);
+    Fw::with(())
+        .given(vec![Event::AgentProvisioned(p.clone())])
+        .when(record(Grant::Enrollment, c.clone()))
+        .then_expect_events(vec![
+            Event::CredentialRequested(requested()),
+            issued(c.clone()),
+        ]);
+    // the enrollment token is spent
+    Fw::with(())
+        .given(vec![Event::AgentProvisioned(p.clone()), issued(c)])
+        .when(record(Grant::Enrollment, credential(&p, "4a02", 1, 1)))
+        .then_expect_error(AgentError::AlreadyEnrolled);
+    // and nothing is recorded for an agent that was never provisioned
+    Fw::with(())
+        .given_no_previous_events()
+        .when(record(Grant::Enrollment, credential(&p, "4a03", 1, 1)))
+        .then_expect_error(AgentError::NotProvisioned);
+}
+
+#[test]
+fn a_credential_for_another_identity_or_a_reused_serial_is_refused() {
+    let p = provisioned();
+    let mut other = credential(&p, "4a01", 1, 1);
+    other.spiffe_id = provisioned().spiffe_id;
+    let r = Fw::with(())
+        .given(vec![Event::AgentProvisioned(p.clone())])
+        .when(record(Grant::Enrollment, other))
+        .inspect_result();
+    assert!(matches!(r, Err(AgentError::WrongSubject { .. })));
+    let c = credential(&p, "4a01", 1, 1);
+    Fw::with(())
+        .given(vec![Event::AgentProvisioned(p.clone()), issued(c.clone())])
+        .when(record(
+            Grant::Renewal {
+                previous: c.serial.clone(),
+            },
+            c.clone(),
+        ))
+        .then_expect_error(AgentError::SerialReused(c.serial));
+}
+
+#[test]
+fn renewal_needs_a_live_credential_and_says_whether_the_key_changed() {
+    let p = provisioned();
+    let c = credential(&p, "4a01", 1, 1);
+    let next = credential(&p, "4a02", 2, 1);
+    Fw::with(())
+        .given(vec![Event::AgentProvisioned(p.clone()), issued(c.clone())])
+        .when(record(
+            Grant::Renewal {
+                previous: c.serial.clone(),
+            },
+            next.clone(),
+        ))
+        .then_expect_events(vec![
+            Event::CredentialRequested(requested()),
+            Event::CredentialRenewed(CredentialRenewed {
+                previous_serial: c.serial.clone(),
+                same_key: false,
+                credential: next.clone(),
+                checks: Vec::new(),
+                policy: policy(),
+            }),
+        ]);
+    // revoked, expired or unknown credentials do not renew
+    let revoked = Event::CredentialRevoked(CredentialRevoked {
+        serials: vec![c.serial.clone()],
+        reason: RevocationReason::KeyCompromise,
+        revoked_at: Timestamp::now(),
+        triggered_by: None,
+    });
+    Fw::with(())
+        .given(vec![
+            Event::AgentProvisioned(p.clone()),
+            issued(c.clone()),
+            revoked,
+        ])
+        .when(record(
+            Grant::Renewal {
+                previous: c.serial.clone(),
+            },
+            next.clone(),
+        ))
+        .then_expect_error(AgentError::Revoked(c.serial.clone()));
+    let old = credential(&p, "4a05", 1, -1);
+    Fw::with(())
+        .given(vec![
+            Event::AgentProvisioned(p.clone()),
+            issued(old.clone()),
+        ])
+        .when(record(
+            Grant::Renewal {
+                previous: old.serial.clone(),
+            },
+            next.clone(),
+        ))
+        .then_expect_error(AgentError::Expired(old.serial));
+    let unknown = CredentialSerial::parse("7777").unwrap();
+    Fw::with(())
+        .given(vec![Event::AgentProvisioned(p), issued(c)])
+        .when(record(
+            Grant::Renewal {
+                previous: unknown.clone(),
+            },
+            next,
+        ))
+        .then_expect_error(AgentError::UnknownCredential(unknown));
+}
+
+#[test]
+fn revocation_takes_live_credentials_only() {
+    let p = provisioned();
+    let a = credential(&p, "4a01", 1, 1);
+    let b = credential(&p, "4a02", 1, 1);
+    let renewed = Event::CredentialRenewed(CredentialRenewed {
+        previous_serial: a.serial.clone(),
+        same_key: true,
+        credential: b.clone(),
+        checks: Vec::new(),
+        policy: policy(),
+    });
+    let at = Timestamp::now();
+    let history = vec![
+        Event::AgentProvisioned(p.clone()),
+        issued(a.clone()),
+        renewed,
+    ];
+    // all of them (compromise)
+    Fw::with(())
+        .given(history.clone())
+        .when(AgentCommand::Revoke {
+            serials: vec![],
+            reason: RevocationReason::KeyCompromise,
+            at,
+        })
+        .then_expect_events(vec![Event::CredentialRevoked(CredentialRevoked {
+            serials: vec![a.serial.clone(), b.serial.clone()],
+            reason: RevocationReason::KeyCompromise,
+            revoked_at: at,
+            triggered_by: None,
+        })]);
+    // one by serial; twice records nothing new
+    let mut h = history.clone();
+    h.push(Event::CredentialRevoked(CredentialRevoked {
+        serials: vec![a.serial.clone()],
+        reason: RevocationReason::Superseded,
+        revoked_at: at,
+        triggered_by: None,
+    }));
+    Fw::with(())
+        .given(h.clone())
+        .when(AgentCommand::Revoke {
+            serials: vec![a.serial.clone()],
+            reason: RevocationReason::Superseded,
+            at,
+        })
+        .then_expect_error(AgentError::NothingToRevoke);
+    Fw::with(())
+        .given(h)
+        .when(AgentCommand::Revoke {
+            serials: vec![CredentialSerial::parse("99").unwrap()],
+            reason: RevocationReason::Superseded,
+            at,
+        })
+        .then_expect_error(AgentError::UnknownCredential(
+            CredentialSerial::parse("99").unwrap(),
+        ));
+}

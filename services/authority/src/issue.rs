@@ -1,0 +1,813 @@
+//! The ACA's operations: provision an agent, issue or renew its credential, revoke. Issuance is
+//! [`Authority::issue`], one function to read top to bottom.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use accord_events::catalogue::{
+    AgentProvisioned, CheckKind, CheckOutcome, CheckRecord, CredentialRequested, IssuedCredential,
+    RevocationReason,
+};
+use accord_events::{
+    Actor, AgentId, AggregateId, AuthMethod, CallerType, CommandId, CredentialSerial, Metadata,
+    SpiffeId, Timestamp, TraceParent, TrustDomain,
+};
+use accord_policy::inputs::{CheckState, IssuanceInput, Subject};
+use accord_store::EventStore;
+use accord_store::cqrs::{ExecuteError, Executor};
+use accord_store::projection::runner::ProjectionHandle;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+
+use crate::agent::{Agent, AgentCommand, AgentError, Grant};
+use crate::api::{
+    CredentialRequest, CredentialResponse, ProvisionRequest, ProvisionResponse, RevocationResponse,
+    capability_set, check_name,
+};
+use crate::ca::{Ca, to_pem};
+use crate::csr::{self, CheckedCsr, CsrError, CsrPolicy};
+use crate::jws::{self, TYP_ENROLLMENT, TYP_WIT, TYP_WPT, VerifyingKey};
+use crate::profile::{self, CredentialFacts, ExtensionArc};
+use crate::signer::{Signer, SignerExt};
+use crate::validate::{self, ValidationError};
+
+/// How an ACA issues.
+#[derive(Debug, Clone)]
+pub struct AuthorityConfig {
+    pub trust_domain: TrustDomain,
+    /// Where the ACA is reached (`https://host:port`): the CRL distribution point, the audience
+    /// of enrollment and proof tokens.
+    pub public_url: String,
+    /// Credential lifetime (the policy may cap it lower).
+    pub lifetime: Duration,
+    pub csr: CsrPolicy,
+    pub enrollment_ttl: Duration,
+    pub arc: ExtensionArc,
+    /// How long a CRL is valid (`nextUpdate`); it is re-signed at half of that.
+    pub crl_validity: Duration,
+    /// Name of the issuance policy (`accord.<policy>`).
+    pub policy: String,
+}
+
+impl AuthorityConfig {
+    pub fn new(trust_domain: TrustDomain, public_url: &str) -> Self {
+        Self {
+            trust_domain,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            lifetime: Duration::hours(1),
+            csr: CsrPolicy { allow_rsa: false },
+            enrollment_ttl: Duration::hours(24),
+            arc: ExtensionArc::default(),
+            crl_validity: Duration::hours(24),
+            policy: "issuance".into(),
+        }
+    }
+
+    fn issuer(&self) -> String {
+        format!("spiffe://{}", self.trust_domain)
+    }
+
+    pub fn crl_url(&self) -> String {
+        format!("{}/v1/crl", self.public_url)
+    }
+
+    pub fn credentials_url(&self, agent: &AgentId) -> String {
+        format!("{}/v1/agents/{agent}/credentials", self.public_url)
+    }
+}
+
+/// Why an operation was refused or failed. Each maps to one problem type.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Csr(#[from] CsrError),
+    #[error("no such agent")]
+    UnknownAgent,
+    #[error("not authorised: {0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Agent(AgentError),
+    #[error("the issuance policy denied it: {}", .0.join("; "))]
+    Denied(Vec<String>),
+    #[error(
+        "evidence is not checked by this ACA yet (attestation, AIBOM, endorsement, owner binding)"
+    )]
+    EvidenceNotSupported,
+    #[error("no such credential")]
+    UnknownCredential,
+    /// The signed output failed its independent re-validation: nothing was recorded.
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("signing failed: {0}")]
+    Signing(String),
+    #[error("a dependency is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<ExecuteError<AgentError>> for IssueError {
+    fn from(e: ExecuteError<AgentError>) -> Self {
+        match e {
+            ExecuteError::Rejected(AgentError::NotProvisioned) => Self::UnknownAgent,
+            ExecuteError::Rejected(a) => Self::Agent(a),
+            ExecuteError::Store(s) => Self::Unavailable(s.to_string()),
+        }
+    }
+}
+
+/// What the caller presented to be allowed a credential.
+#[derive(Debug, Clone)]
+pub enum Presented {
+    /// `Authorization: Bearer <enrollment token>`.
+    Enrollment(String),
+    /// `Workload-Identity-Token` and `Workload-Proof-Token` headers (renewal).
+    Renewal { wit: String, wpt: String },
+}
+
+/// The current CRL and the log position it reflects.
+#[derive(Debug, Clone)]
+pub struct CrlState {
+    pub crl: Arc<crate::crl::SignedCrl>,
+    /// The `credentials` read model's position when the CRL was last found current.
+    pub covers_seq: u64,
+}
+
+/// The Agent Credential Authority.
+pub struct Authority {
+    cfg: AuthorityConfig,
+    ca: Ca,
+    token_signer: Arc<dyn Signer>,
+    token_key: VerifyingKey,
+    pdp: accord_policy::Pdp,
+    exec: Executor<Agent>,
+    credentials: ProjectionHandle,
+    crl: tokio::sync::watch::Sender<Option<CrlState>>,
+    /// `jti`s of proof tokens already used, until they expire.
+    seen_proofs: quick_cache::sync::Cache<String, i64>,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority")
+            .field("trust_domain", &self.cfg.trust_domain)
+            .field("ca", &self.ca)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn meta(actor: Actor, trace: Option<TraceParent>) -> Metadata {
+    let mut m = Metadata::new(CommandId::new_random(), actor, Timestamp::now());
+    m.traceparent = trace;
+    m
+}
+
+fn aggregate_id(agent: &AgentId) -> AggregateId {
+    AggregateId::parse(&agent.to_string())
+        .unwrap_or_else(|_| unreachable!("a UUID is an aggregate id"))
+}
+
+impl Authority {
+    pub fn new(
+        cfg: AuthorityConfig,
+        ca: Ca,
+        token_signer: Arc<dyn Signer>,
+        pdp: accord_policy::Pdp,
+        store: EventStore,
+        credentials: ProjectionHandle,
+    ) -> Result<Arc<Self>, IssueError> {
+        let exec = Executor::<Agent>::new(store, ())
+            .map_err(|e| IssueError::Unavailable(e.to_string()))?;
+        let token_key = VerifyingKey::of_signer(&*token_signer);
+        Ok(Arc::new(Self {
+            cfg,
+            ca,
+            token_signer,
+            token_key,
+            pdp,
+            exec,
+            credentials,
+            crl: tokio::sync::watch::channel(None).0,
+            seen_proofs: quick_cache::sync::Cache::new(100_000),
+        }))
+    }
+
+    pub fn config(&self) -> &AuthorityConfig {
+        &self.cfg
+    }
+
+    pub fn ca(&self) -> &Ca {
+        &self.ca
+    }
+
+    /// The token-signing key as a JWKS (what verifies workload identity tokens).
+    pub fn jwks(&self) -> Value {
+        let (jwk, _) = self.token_signer.jwk();
+        json!({ "keys": [jwk] })
+    }
+
+    /// Creates an agent identity and its one-time enrollment token.
+    pub async fn provision(
+        &self,
+        req: ProvisionRequest,
+        actor: Actor,
+        trace: Option<TraceParent>,
+    ) -> Result<ProvisionResponse, IssueError> {
+        check_name(&req.name).map_err(IssueError::BadRequest)?;
+        let capabilities = capability_set(&req.capabilities).map_err(IssueError::BadRequest)?;
+        let agent_id = AgentId::new_v7();
+        let spiffe_id = SpiffeId::for_agent(&self.cfg.trust_domain, &agent_id);
+        let out = self
+            .exec
+            .execute(
+                &aggregate_id(&agent_id),
+                &meta(actor, trace),
+                AgentCommand::Provision(AgentProvisioned {
+                    agent_id,
+                    spiffe_id: spiffe_id.clone(),
+                    name: req.name,
+                    provider_id: req.provider_id,
+                    requested_capabilities: capabilities,
+                }),
+            )
+            .await?;
+        let now = now_unix();
+        let exp = now + self.cfg.enrollment_ttl.whole_seconds();
+        let token = jws::sign(
+            &*self.token_signer,
+            TYP_ENROLLMENT,
+            &json!({
+                "iss": self.cfg.issuer(),
+                "sub": spiffe_id.as_str(),
+                "aud": self.cfg.credentials_url(&agent_id),
+                "iat": now,
+                "exp": exp,
+                "jti": jws::random_jti(),
+            }),
+        )
+        .map_err(|e| IssueError::Signing(e.to_string()))?;
+        Ok(ProvisionResponse {
+            credentials_url: self.cfg.credentials_url(&agent_id),
+            agent_id,
+            spiffe_id,
+            enrollment_token: token,
+            enrollment_expires_at: Timestamp::from_datetime(
+                OffsetDateTime::from_unix_timestamp(exp).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            ),
+            seq: out.version.stream_seq,
+        })
+    }
+
+    /// Issues (first enrollment) or renews a credential for the key of the request's CSR:
+    /// check → ask the issuance policy → build the template → sign → re-validate the signed
+    /// output → append → return. Nothing is appended or returned unless every step passed.
+    pub async fn issue(
+        &self,
+        agent_id: &AgentId,
+        presented: Presented,
+        req: CredentialRequest,
+        trace: Option<TraceParent>,
+    ) -> Result<CredentialResponse, IssueError> {
+        if req.evidence.is_some() {
+            return Err(IssueError::EvidenceNotSupported);
+        }
+
+        // 1. the request: proof of possession and the CSR profile
+        let csr = csr::check(req.csr.as_bytes(), &self.cfg.csr)?;
+
+        // 2. the agent, and what entitles the caller (initial trust): the enrollment token,
+        //    or a live credential with a proof by its key
+        let ctx = self
+            .exec
+            .store()
+            .load_context(&aggregate_id(agent_id))
+            .await
+            .map_err(|e| IssueError::Unavailable(e.to_string()))?;
+        let agent = ctx.aggregate;
+        let provisioned = agent
+            .provisioned()
+            .map_err(|_| IssueError::UnknownAgent)?
+            .clone();
+        let (grant, actor) =
+            self.check_grant(&agent, &provisioned.spiffe_id, &presented, &csr, agent_id)?;
+
+        // 3. the issuance policy (default deny): which checks this domain requires, which
+        //    capabilities the credential may carry, how long it may live
+        let requested = match &req.capabilities {
+            Some(c) => capability_set(c).map_err(IssueError::BadRequest)?,
+            None => provisioned.capabilities.clone(),
+        };
+        if let Some(extra) = requested.difference(&provisioned.capabilities).next() {
+            return Err(IssueError::BadRequest(format!(
+                "capability {extra:?} was not provisioned for this agent"
+            )));
+        }
+        let lifetime = match req.lifetime_secs {
+            Some(s) if s >= 60 && (s as i64) <= self.cfg.lifetime.whole_seconds() => {
+                Duration::seconds(s as i64)
+            }
+            Some(s) => {
+                return Err(IssueError::BadRequest(format!(
+                    "lifetime_secs {s} outside 60..={}",
+                    self.cfg.lifetime.whole_seconds()
+                )));
+            }
+            None => self.cfg.lifetime,
+        };
+        let checks = BTreeMap::from([
+            ("proof_of_possession".to_owned(), CheckState::Passed),
+            ("initial_trust".to_owned(), CheckState::Passed),
+            ("attestation".to_owned(), CheckState::Absent),
+            ("aibom".to_owned(), CheckState::Absent),
+            ("provider_endorsement".to_owned(), CheckState::Absent),
+            ("owner_binding".to_owned(), CheckState::Absent),
+        ]);
+        let input = IssuanceInput {
+            checks,
+            requested_capabilities: requested.iter().cloned().collect(),
+            endorsed_capabilities: None,
+            owner_scope: None,
+            attestation: None,
+            lifetime_secs: lifetime.whole_seconds() as u64,
+            subject: Some(Subject {
+                id: provisioned.spiffe_id.to_string(),
+                kind: Some("agent".into()),
+                ..Subject::default()
+            }),
+        };
+        let input =
+            serde_json::to_value(&input).map_err(|e| IssueError::BadRequest(e.to_string()))?;
+        let decision = self
+            .pdp
+            .decide(&self.cfg.policy, &input)
+            .await
+            .map_err(|e| IssueError::Unavailable(e.to_string()))?;
+        let Some(_allow) = decision.allowed() else {
+            return Err(IssueError::Denied(decision.reasons().to_vec()));
+        };
+        // never more than was asked for, whatever the policy answers
+        let granted: BTreeSet<String> = decision
+            .result()
+            .get("capabilities")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let capabilities: BTreeSet<String> = granted.intersection(&requested).cloned().collect();
+
+        // 4. the template
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc());
+        let facts = CredentialFacts {
+            agent_id: *agent_id,
+            spiffe_id: provisioned.spiffe_id.clone(),
+            serial: profile::random_serial(),
+            not_before: Timestamp::from_datetime(now - Duration::seconds(profile::BACKDATE_SECS)),
+            not_after: Timestamp::from_datetime(now + lifetime),
+            capabilities,
+            owner: None,
+            aibom_digest: None,
+            attestation: None,
+        };
+        let crl_url = self.cfg.crl_url();
+        let params = profile::certificate_params(&facts, &self.cfg.arc, Some(&crl_url))
+            .map_err(|e| IssueError::Signing(e.to_string()))?;
+
+        // 5. sign, through the CA's signer, and 6. re-validate what was signed, independently
+        //    of what built it; on a blocking thread, since an HSM answers at its own pace
+        let (cert_der, wit_jti, wit) = {
+            let (ca, token_signer, facts, csr, arc) = (
+                self.ca.clone(),
+                self.token_signer.clone(),
+                facts.clone(),
+                csr.clone(),
+                self.cfg.arc.clone(),
+            );
+            let issuer_name = self.cfg.issuer();
+            tokio::task::spawn_blocking(move || -> Result<_, IssueError> {
+                let subject_key = rcgen::SubjectPublicKeyInfo::from_der(&csr.spki_der)
+                    .map_err(|e| IssueError::Signing(e.to_string()))?;
+                let issuer = ca
+                    .issuer()
+                    .map_err(|e| IssueError::Signing(e.to_string()))?;
+                let cert = params
+                    .signed_by(&subject_key, &issuer)
+                    .map_err(|e| IssueError::Signing(e.to_string()))?;
+                let cert_der = cert.der().to_vec();
+                validate::issued_certificate(
+                    &cert_der,
+                    &ca,
+                    &facts,
+                    &csr.spki_der,
+                    &arc,
+                    Some(&crl_url),
+                )?;
+                // the workload identity token: the same facts, bound to the same key
+                let wit_jti = jws::random_jti();
+                let wit = sign_wit(&*token_signer, &issuer_name, &facts, &csr, &wit_jti)?;
+                Ok((cert_der, wit_jti, wit))
+            })
+            .await
+            .map_err(|e| IssueError::Signing(e.to_string()))??
+        };
+
+        // 7. append what was checked and issued
+        let policy = decision.policy_ref();
+        let record = |check, evidence| CheckRecord {
+            check,
+            outcome: CheckOutcome::Passed,
+            evidence,
+            against: None,
+        };
+        let not_required = |check| CheckRecord {
+            check,
+            outcome: CheckOutcome::NotRequired,
+            evidence: None,
+            against: None,
+        };
+        let check_records = vec![
+            record(CheckKind::ProofOfPossession, Some(csr.digest.clone())),
+            record(CheckKind::CsrProfile, Some(csr.digest.clone())),
+            record(CheckKind::InitialTrust, None),
+            not_required(CheckKind::Attestation),
+            not_required(CheckKind::Aibom),
+            not_required(CheckKind::ProviderEndorsement),
+            not_required(CheckKind::OwnerBinding),
+            record(CheckKind::IssuancePolicy, None),
+            record(
+                CheckKind::OutputRevalidation,
+                Some(accord_events::Digest::sha256(&cert_der)),
+            ),
+        ];
+        let renewal = matches!(grant, Grant::Renewal { .. });
+        let out = self
+            .exec
+            .execute(
+                &aggregate_id(agent_id),
+                &meta(actor, trace),
+                AgentCommand::RecordCredential {
+                    grant,
+                    requested: CredentialRequested {
+                        csr_digest: csr.digest.clone(),
+                        key_thumbprint: csr.thumbprint.clone(),
+                        key_algorithm: csr.algorithm,
+                        requested_capabilities: requested,
+                    },
+                    credential: Box::new(IssuedCredential {
+                        serial: facts.serial.clone(),
+                        spiffe_id: facts.spiffe_id.clone(),
+                        key_thumbprint: csr.thumbprint.clone(),
+                        key_algorithm: csr.algorithm,
+                        not_before: facts.not_before,
+                        not_after: facts.not_after,
+                        capabilities: facts.capabilities.clone(),
+                        owner: None,
+                        aibom_digest: None,
+                        attestation: None,
+                        certificate_der: STANDARD.encode(&cert_der),
+                        wit_jti: Some(wit_jti),
+                        issuer_key: self.ca.kid().clone(),
+                    }),
+                    checks: check_records,
+                    policy,
+                },
+            )
+            .await?;
+
+        // 8. return
+        Ok(CredentialResponse {
+            agent_id: *agent_id,
+            spiffe_id: facts.spiffe_id,
+            serial: facts.serial,
+            certificate: to_pem("CERTIFICATE", &[cert_der]),
+            chain: self.ca.chain_pem(),
+            wit,
+            not_before: facts.not_before,
+            not_after: facts.not_after,
+            capabilities: facts.capabilities.into_iter().collect(),
+            kind: if renewal { "renewed" } else { "issued" }.into(),
+            seq: out.version.stream_seq,
+        })
+    }
+
+    /// Checks what entitles the caller to a credential for `spiffe_id`.
+    fn check_grant(
+        &self,
+        agent: &Agent,
+        spiffe_id: &SpiffeId,
+        presented: &Presented,
+        csr: &CheckedCsr,
+        agent_id: &AgentId,
+    ) -> Result<(Grant, Actor), IssueError> {
+        let now = now_unix();
+        let unauthorized = |m: String| IssueError::Unauthorized(m);
+        match presented {
+            Presented::Enrollment(token) => {
+                let v = jws::verify(token, TYP_ENROLLMENT, &self.token_key, now)
+                    .map_err(|e| unauthorized(format!("enrollment token: {e}")))?;
+                if v.claims.get("sub").and_then(Value::as_str) != Some(spiffe_id.as_str())
+                    || v.claims.get("aud").and_then(Value::as_str)
+                        != Some(self.cfg.credentials_url(agent_id).as_str())
+                    || v.claims.get("iss").and_then(Value::as_str)
+                        != Some(self.cfg.issuer().as_str())
+                {
+                    return Err(unauthorized("enrollment token is for another agent".into()));
+                }
+                if agent.enrolled {
+                    return Err(IssueError::Agent(AgentError::AlreadyEnrolled));
+                }
+                Ok((
+                    Grant::Enrollment,
+                    Actor {
+                        subject: spiffe_id.to_string(),
+                        caller_type: CallerType::Agent,
+                        auth_methods: vec![AuthMethod::PreSharedSecret],
+                    },
+                ))
+            }
+            Presented::Renewal { wit, wpt } => {
+                let w = jws::verify(wit, TYP_WIT, &self.token_key, now)
+                    .map_err(|e| unauthorized(format!("workload identity token: {e}")))?;
+                if w.claims.get("sub").and_then(Value::as_str) != Some(spiffe_id.as_str())
+                    || w.claims.get("iss").and_then(Value::as_str)
+                        != Some(self.cfg.issuer().as_str())
+                {
+                    return Err(unauthorized(
+                        "workload identity token is for another agent".into(),
+                    ));
+                }
+                let serial = w
+                    .claims
+                    .get("x5t_serial")
+                    .and_then(Value::as_str)
+                    .and_then(|s| CredentialSerial::parse(s).ok())
+                    .ok_or_else(|| {
+                        unauthorized("workload identity token names no credential".into())
+                    })?;
+                let held = agent
+                    .check_renewable(&serial, Timestamp::now())
+                    .map_err(IssueError::Agent)?;
+                if held.wit_jti.as_deref() != w.claims.get("jti").and_then(Value::as_str) {
+                    return Err(unauthorized(
+                        "workload identity token is not the one issued with that credential".into(),
+                    ));
+                }
+                let jwk: accord_events::common::PublicJwk = w
+                    .claims
+                    .get("cnf")
+                    .and_then(|c| c.get("jwk"))
+                    .cloned()
+                    .and_then(|j| serde_json::from_value(j).ok())
+                    .ok_or_else(|| unauthorized("workload identity token has no cnf.jwk".into()))?;
+                let cnf_key =
+                    VerifyingKey::from_jwk(&jwk).map_err(|e| unauthorized(e.to_string()))?;
+                let p = jws::verify(wpt, TYP_WPT, &cnf_key, now)
+                    .map_err(|e| unauthorized(format!("workload proof token: {e}")))?;
+                let claim = |n: &str| p.claims.get(n).and_then(Value::as_str);
+                if claim("aud") != Some(self.cfg.credentials_url(agent_id).as_str()) {
+                    return Err(unauthorized(
+                        "workload proof token is for another audience".into(),
+                    ));
+                }
+                if claim("wth") != Some(jws::hash_b64(wit.as_bytes()).as_str()) {
+                    return Err(unauthorized(
+                        "workload proof token is not bound to this identity token (wth)".into(),
+                    ));
+                }
+                if claim("csr") != Some(jws::hash_b64(&csr.der).as_str()) {
+                    return Err(unauthorized(
+                        "workload proof token is not bound to this request (csr)".into(),
+                    ));
+                }
+                let exp = p.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+                if exp > now + 300 {
+                    return Err(unauthorized(
+                        "workload proof token lives longer than 5 minutes".into(),
+                    ));
+                }
+                let jti = claim("jti")
+                    .filter(|j| j.len() >= 16 && j.len() <= 128)
+                    .ok_or_else(|| unauthorized("workload proof token has no jti".into()))?;
+                // the cache drops expired entries on its own only when full: a hit whose
+                // exp has passed cannot be a replay of a still-valid proof anyway (verify
+                // refused it above)
+                if self.seen_proofs.get(jti).is_some() {
+                    return Err(unauthorized("workload proof token replayed".into()));
+                }
+                self.seen_proofs.insert(jti.to_owned(), exp);
+                Ok((
+                    Grant::Renewal { previous: serial },
+                    Actor {
+                        subject: spiffe_id.to_string(),
+                        caller_type: CallerType::Agent,
+                        auth_methods: vec![AuthMethod::JwtAssertion],
+                    },
+                ))
+            }
+        }
+    }
+
+    /// Revokes all live credentials of an agent, or one credential by serial.
+    pub async fn revoke(
+        &self,
+        target: &str,
+        reason: RevocationReason,
+        actor: Actor,
+        trace: Option<TraceParent>,
+    ) -> Result<RevocationResponse, IssueError> {
+        let (agent_id, serials) = if let Ok(a) = AgentId::parse(target) {
+            (a, Vec::new())
+        } else if let Ok(serial) = CredentialSerial::parse(target) {
+            let row = self
+                .credentials
+                .store()
+                .get("credentials", "credentials", serial.as_str())
+                .await
+                .map_err(|e| IssueError::Unavailable(e.to_string()))?
+                .ok_or(IssueError::UnknownCredential)?;
+            let agent = row
+                .get("agent_id")
+                .and_then(Value::as_str)
+                .and_then(|s| AgentId::parse(s).ok())
+                .ok_or(IssueError::UnknownCredential)?;
+            (agent, vec![serial])
+        } else {
+            return Err(IssueError::BadRequest(format!(
+                "{target:?} is neither an agent id nor a credential serial"
+            )));
+        };
+        let out = self
+            .exec
+            .execute(
+                &aggregate_id(&agent_id),
+                &meta(actor, trace),
+                AgentCommand::Revoke {
+                    serials,
+                    reason,
+                    at: Timestamp::now(),
+                },
+            )
+            .await?;
+        let serials = out
+            .events
+            .iter()
+            .find_map(|e| match &e.event {
+                accord_events::Event::CredentialRevoked(r) => Some(r.serials.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        Ok(RevocationResponse {
+            agent_id,
+            serials,
+            seq: out.version.stream_seq,
+        })
+    }
+
+    /// The current CRL, once it reflects at least `min_seq` of the log (waiting up to
+    /// `within`).
+    pub async fn crl(&self, min_seq: u64, within: StdDuration) -> Option<CrlState> {
+        let mut rx = self.crl.subscribe();
+        let r = tokio::time::timeout(
+            within,
+            rx.wait_for(|c| c.as_ref().is_some_and(|c| c.covers_seq >= min_seq)),
+        )
+        .await;
+        match r {
+            Ok(Ok(c)) => c.clone(),
+            _ => None,
+        }
+    }
+
+    /// Keeps the CRL current: re-signed when a revocation reaches the `credentials` read model,
+    /// and before half its validity has passed.
+    pub async fn maintain_crl(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut progress = self.credentials.watch();
+        let mut last_revocation: Option<u64> = None;
+        loop {
+            let applied = progress.borrow_and_update().applied;
+            let ready = self.credentials.progress().ready;
+            if ready && let Err(e) = self.refresh_crl(applied, &mut last_revocation).await {
+                tracing::warn!(error = %e, "CRL not refreshed");
+            }
+            tokio::select! {
+                _ = progress.changed() => {}
+                _ = tokio::time::sleep(StdDuration::from_secs(60)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    async fn refresh_crl(
+        &self,
+        applied: u64,
+        last_revocation: &mut Option<u64>,
+    ) -> Result<(), String> {
+        let store = self.credentials.store();
+        let state = store
+            .get("credentials", "revocation_state", "crl")
+            .await
+            .map_err(|e| e.to_string())?;
+        let rev_seq = state
+            .as_ref()
+            .and_then(|s| s.get("last_seq"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let now = OffsetDateTime::now_utc();
+        let current = self.crl.borrow().clone();
+        let stale = match &current {
+            None => true,
+            Some(c) => {
+                *last_revocation != Some(rev_seq)
+                    || now - c.crl.this_update > self.cfg.crl_validity / 2
+            }
+        };
+        if !stale {
+            self.crl.send_modify(|c| {
+                if let Some(c) = c {
+                    c.covers_seq = c.covers_seq.max(applied);
+                }
+            });
+            return Ok(());
+        }
+        let rows = store
+            .scan("credentials", "revocations")
+            .await
+            .map_err(|e| e.to_string())?;
+        let revoked: Vec<crate::crl::Revoked> = rows
+            .iter()
+            .filter_map(|(_, r)| {
+                Some(crate::crl::Revoked {
+                    serial: CredentialSerial::parse(r.get("serial")?.as_str()?).ok()?,
+                    reason: serde_json::from_value(r.get("reason")?.clone()).ok()?,
+                    revoked_at: Timestamp::parse(r.get("revoked_at")?.as_str()?).ok()?,
+                    not_after: r
+                        .get("not_after")
+                        .and_then(Value::as_str)
+                        .and_then(|t| Timestamp::parse(t).ok()),
+                })
+            })
+            .collect();
+        // the CRL number only grows: the read model's position (at least the last revocation)
+        let number = applied
+            .max(rev_seq)
+            .max(current.as_ref().map_or(0, |c| c.crl.seq + 1));
+        let signed = crate::crl::build(&self.ca, &revoked, number, now, self.cfg.crl_validity)
+            .map_err(|e| e.to_string())?;
+        tracing::info!(entries = signed.entries, number, "CRL signed");
+        *last_revocation = Some(rev_seq);
+        self.crl.send_replace(Some(CrlState {
+            crl: Arc::new(signed),
+            covers_seq: applied,
+        }));
+        Ok(())
+    }
+}
+
+/// The workload identity token of a credential: the certificate's facts, `cnf.jwk` the agent's
+/// key (with its `alg`, as WIMSE requires).
+fn sign_wit(
+    signer: &dyn Signer,
+    issuer: &str,
+    f: &CredentialFacts,
+    csr: &CheckedCsr,
+    jti: &str,
+) -> Result<String, IssueError> {
+    let mut cnf = serde_json::to_value(&csr.jwk).map_err(|e| IssueError::Signing(e.to_string()))?;
+    let alg = match csr.algorithm {
+        accord_events::catalogue::KeyAlgorithm::Ed25519 => "EdDSA",
+        accord_events::catalogue::KeyAlgorithm::EcdsaP256 => "ES256",
+        _ => "RS256",
+    };
+    if let Some(o) = cnf.as_object_mut() {
+        o.insert("alg".into(), alg.into());
+    }
+    jws::sign(
+        signer,
+        TYP_WIT,
+        &json!({
+            "iss": issuer,
+            "sub": f.spiffe_id.as_str(),
+            "iat": f.not_before.datetime().unix_timestamp() + profile::BACKDATE_SECS,
+            "nbf": f.not_before.datetime().unix_timestamp(),
+            "exp": f.not_after.datetime().unix_timestamp(),
+            "jti": jti,
+            "cnf": { "jwk": cnf },
+            "agent_id": f.agent_id.to_string(),
+            "x5t_serial": f.serial.as_str(),
+            "capabilities": f.capabilities,
+        }),
+    )
+    .map_err(|e| IssueError::Signing(e.to_string()))
+}

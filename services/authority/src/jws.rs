@@ -1,0 +1,347 @@
+//! Compact JWS: signing through a [`Signer`] (so the token key can sit in an HSM, which no JWT
+//! library signs through), and a strict verifier for the tokens the ACA reads back
+//! (enrollment tokens, workload identity tokens, workload proof tokens), following RFC 8725:
+//! the algorithm comes from the key, never from the header; `typ` is compared exactly; only
+//! `alg`, `typ` and `kid` may appear in the header; duplicate members, padding, non-canonical
+//! base64url, JSON serialization and oversized tokens are refused.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use accord_events::common::PublicJwk;
+use aws_lc_rs::signature::{self, UnparsedPublicKey};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::signer::{Signer, SignerError, SignerExt};
+
+/// Largest token read, bytes.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Clock skew allowed on `exp`, `nbf` and `iat`, seconds.
+pub const SKEW_SECS: i64 = 60;
+
+/// `typ` of the workload identity token (draft-ietf-wimse-workload-creds).
+pub const TYP_WIT: &str = "wit+jwt";
+/// `typ` of the workload proof token (draft-ietf-wimse-wpt).
+pub const TYP_WPT: &str = "wpt+jwt";
+/// `typ` of the ACA's enrollment tokens (one-time bootstrap credentials).
+pub const TYP_ENROLLMENT: &str = "accord-enroll+jwt";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwsError {
+    #[error("token is {0} bytes, more than {MAX_TOKEN_BYTES}")]
+    TooLarge(usize),
+    #[error("not a compact JWS (three base64url parts)")]
+    Format,
+    #[error("header: {0}")]
+    Header(String),
+    #[error("algorithm {0:?} is not the key's")]
+    Algorithm(String),
+    #[error("token type {found:?} is not {expected:?}")]
+    Type {
+        found: String,
+        expected: &'static str,
+    },
+    #[error("signature does not verify")]
+    Signature,
+    #[error("claims: {0}")]
+    Claims(String),
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("unsupported key: {0}")]
+    Key(String),
+}
+
+/// Signs `claims` as a compact JWS with `typ`, the signer's algorithm and its thumbprint as
+/// `kid`.
+pub fn sign(signer: &dyn Signer, typ: &str, claims: &Value) -> Result<String, SignerError> {
+    let (_, kid) = signer.jwk();
+    let header = serde_json::json!({
+        "alg": signer.algorithm().jws_alg(),
+        "kid": kid.as_str(),
+        "typ": typ,
+    });
+    let enc = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap_or_default());
+    let mut input = enc(&header);
+    input.push('.');
+    input.push_str(&enc(claims));
+    let sig = signer.sign_raw(input.as_bytes())?;
+    input.push('.');
+    input.push_str(&URL_SAFE_NO_PAD.encode(sig));
+    Ok(input)
+}
+
+/// A public key a token must verify under, with the one algorithm it is used with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerifyingKey {
+    alg: &'static str,
+    raw: Vec<u8>,
+}
+
+impl fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyingKey")
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyingKey {
+    pub fn of_signer(s: &dyn Signer) -> Self {
+        Self {
+            alg: s.algorithm().jws_alg(),
+            raw: s.public_key().to_vec(),
+        }
+    }
+
+    /// The key of a public JWK (EC P-256 → ES256, OKP Ed25519 → EdDSA). A JWK that names
+    /// another `alg` than its key type's is refused.
+    pub fn from_jwk(jwk: &PublicJwk) -> Result<Self, JwsError> {
+        let b = |s: &Option<String>| {
+            s.as_deref()
+                .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+                .ok_or_else(|| JwsError::Key("missing or malformed coordinate".into()))
+        };
+        let (alg, raw) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+            ("EC", Some("P-256")) => {
+                let (x, y) = (b(&jwk.x)?, b(&jwk.y)?);
+                if x.len() != 32 || y.len() != 32 {
+                    return Err(JwsError::Key(
+                        "P-256 coordinates of the wrong length".into(),
+                    ));
+                }
+                let mut raw = vec![4u8];
+                raw.extend(x);
+                raw.extend(y);
+                ("ES256", raw)
+            }
+            ("OKP", Some("Ed25519")) => {
+                let x = b(&jwk.x)?;
+                if x.len() != 32 {
+                    return Err(JwsError::Key("Ed25519 key of the wrong length".into()));
+                }
+                ("EdDSA", x)
+            }
+            (kty, crv) => return Err(JwsError::Key(format!("{kty} {}", crv.unwrap_or("")))),
+        };
+        if jwk.alg.as_deref().is_some_and(|a| a != alg) {
+            return Err(JwsError::Key(format!(
+                "JWK alg {:?} for a {alg} key",
+                jwk.alg
+            )));
+        }
+        Ok(Self { alg, raw })
+    }
+
+    pub fn alg(&self) -> &'static str {
+        self.alg
+    }
+}
+
+/// A verified token: its header members and claims.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub kid: Option<String>,
+    pub claims: Map<String, Value>,
+}
+
+fn part(s: &str) -> Result<Vec<u8>, JwsError> {
+    URL_SAFE_NO_PAD.decode(s).map_err(|_| JwsError::Format)
+}
+
+/// The `kid` a token's header names, before anything is verified (to pick the key). Nothing
+/// else of an unverified token is trusted.
+pub fn peek_kid(token: &str) -> Result<Option<String>, JwsError> {
+    let (h, _, _) = split(token)?;
+    let header = parse_object(&part(h)?).map_err(JwsError::Header)?;
+    Ok(header.get("kid").and_then(Value::as_str).map(str::to_owned))
+}
+
+fn split(token: &str) -> Result<(&str, &str, &str), JwsError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(JwsError::TooLarge(token.len()));
+    }
+    if !token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(JwsError::Format);
+    }
+    let mut it = token.split('.');
+    match (it.next(), it.next(), it.next(), it.next()) {
+        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !s.is_empty() => Ok((h, p, s)),
+        _ => Err(JwsError::Format),
+    }
+}
+
+/// `typ` values compare case-insensitively, with `application/` prefixed when absent
+/// (RFC 7515 §4.1.9, RFC 8725 §3.11).
+fn same_typ(found: &str, expected: &str) -> bool {
+    let norm = |t: &str| {
+        let t = t.to_ascii_lowercase();
+        if t.contains('/') {
+            t
+        } else {
+            format!("application/{t}")
+        }
+    };
+    norm(found) == norm(expected)
+}
+
+/// Verifies a compact JWS of type `typ` under `key`, and its time claims at `now` (Unix
+/// seconds): `exp` is required.
+pub fn verify(
+    token: &str,
+    typ: &'static str,
+    key: &VerifyingKey,
+    now: i64,
+) -> Result<Verified, JwsError> {
+    let (h, p, s) = split(token)?;
+    let header = parse_object(&part(h)?).map_err(JwsError::Header)?;
+    for k in header.keys() {
+        if !matches!(k.as_str(), "alg" | "typ" | "kid") {
+            return Err(JwsError::Header(format!("member {k:?} is not accepted")));
+        }
+    }
+    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    if alg != key.alg {
+        return Err(JwsError::Algorithm(alg.to_owned()));
+    }
+    let found = header.get("typ").and_then(Value::as_str).unwrap_or("");
+    if !same_typ(found, typ) {
+        return Err(JwsError::Type {
+            found: found.to_owned(),
+            expected: typ,
+        });
+    }
+    let sig = part(s)?;
+    let verifier: &'static dyn signature::VerificationAlgorithm = match key.alg {
+        "ES256" => &signature::ECDSA_P256_SHA256_FIXED,
+        "EdDSA" => &signature::ED25519,
+        other => return Err(JwsError::Algorithm(other.to_owned())),
+    };
+    let signing_input = &token[..h.len() + 1 + p.len()];
+    UnparsedPublicKey::new(verifier, &key.raw)
+        .verify(signing_input.as_bytes(), &sig)
+        .map_err(|_| JwsError::Signature)?;
+    let claims = parse_object(&part(p)?).map_err(JwsError::Claims)?;
+    let int = |name: &str| -> Result<Option<i64>, JwsError> {
+        match claims.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| JwsError::Claims(format!("{name} is not an integer"))),
+        }
+    };
+    let exp = int("exp")?.ok_or_else(|| JwsError::Claims("exp is required".into()))?;
+    if now > exp + SKEW_SECS {
+        return Err(JwsError::Expired);
+    }
+    if int("nbf")?.is_some_and(|nbf| nbf > now + SKEW_SECS) {
+        return Err(JwsError::NotYetValid);
+    }
+    if int("iat")?.is_some_and(|iat| iat > now + SKEW_SECS) {
+        return Err(JwsError::NotYetValid);
+    }
+    Ok(Verified {
+        kid: header.get("kid").and_then(Value::as_str).map(str::to_owned),
+        claims,
+    })
+}
+
+/// SHA-256 of `data`, base64url (the `wth`, `ath` form).
+pub fn hash_b64(data: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data))
+}
+
+/// A fresh 128-bit random token id, base64url.
+pub fn random_jti() -> String {
+    let mut b = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut b).unwrap_or_else(|_| unreachable!("the system RNG failed"));
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Parses a UTF-8 JSON object, refusing duplicate member names at any depth (RFC 8725 §3.7:
+/// so every reader sees the same claims) and nesting deeper than 16.
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = de::DeserializeSeed::deserialize(NoDup(0), &mut de).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err("not a JSON object".into()),
+    }
+}
+
+const MAX_DEPTH: usize = 16;
+
+#[derive(Clone, Copy)]
+struct NoDup(usize);
+
+impl<'de> de::DeserializeSeed<'de> for NoDup {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NoDup {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+        if self.0 >= MAX_DEPTH {
+            return Err(de::Error::custom("nested too deeply"));
+        }
+        let mut v = Vec::new();
+        while let Some(x) = a.next_element_seed(NoDup(self.0 + 1))? {
+            v.push(x);
+        }
+        Ok(Value::Array(v))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+        if self.0 >= MAX_DEPTH {
+            return Err(de::Error::custom("nested too deeply"));
+        }
+        let mut m = BTreeMap::new();
+        while let Some(k) = a.next_key::<String>()? {
+            let v = a.next_value_seed(NoDup(self.0 + 1))?;
+            if m.insert(k.clone(), v).is_some() {
+                return Err(de::Error::custom(format!("duplicate member {k:?}")));
+            }
+        }
+        Ok(Value::Object(m.into_iter().collect()))
+    }
+}
+
+#[cfg(test)]
+#[path = "jws/tests.rs"]
+mod tests;

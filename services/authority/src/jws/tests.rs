@@ -1,0 +1,187 @@
+//! The token verifier against the RFC 8725 checklist (standards.md §8).
+
+use accord_events::Ed25519Key;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde_json::json;
+
+use super::*;
+use crate::signer::DevFileSigner;
+
+fn es256() -> DevFileSigner {
+    DevFileSigner::generate_p256().unwrap().0
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn claims() -> Value {
+    json!({"sub": "spiffe://org-a.example/agent/x", "exp": now() + 60, "iat": now()})
+}
+
+/// A token with this header and these claims, signed correctly by `s`.
+fn forge(s: &DevFileSigner, header: &str, claims: &str) -> String {
+    let input = format!("{}.{}", B64.encode(header), B64.encode(claims));
+    let sig = s.sign_raw(input.as_bytes()).unwrap();
+    format!("{input}.{}", B64.encode(sig))
+}
+
+#[test]
+fn tokens_round_trip_for_both_algorithms() {
+    let p = es256();
+    let t = sign(&p, TYP_WIT, &claims()).unwrap();
+    let v = verify(&t, TYP_WIT, &VerifyingKey::of_signer(&p), now()).unwrap();
+    assert_eq!(v.claims["sub"], "spiffe://org-a.example/agent/x");
+    assert_eq!(v.kid.as_deref(), Some(p.jwk().1.as_str()));
+    assert_eq!(peek_kid(&t).unwrap(), v.kid);
+    let (_, der) = Ed25519Key::generate().unwrap();
+    let ed = DevFileSigner::from_pkcs8(&der, "x").unwrap();
+    let t = sign(&ed, TYP_WPT, &claims()).unwrap();
+    verify(&t, TYP_WPT, &VerifyingKey::of_signer(&ed), now()).unwrap();
+    // a JWK of the key verifies the same
+    let key = VerifyingKey::from_jwk(&ed.jwk().0).unwrap();
+    verify(&t, TYP_WPT, &key, now()).unwrap();
+}
+
+#[test]
+fn the_rfc_8725_checklist_is_refused() {
+    let s = es256();
+    let key = VerifyingKey::of_signer(&s);
+    let c = claims().to_string();
+    let good = |h: &str| forge(&s, h, &c);
+    let err = |t: &str| verify(t, TYP_WIT, &key, now()).unwrap_err();
+
+    // 1, 3: alg none in every spelling, with and without a signature
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        let h = format!(r#"{{"alg":"{alg}","typ":"wit+jwt"}}"#);
+        let unsigned = format!("{}.{}.", B64.encode(&h), B64.encode(&c));
+        assert_eq!(err(&unsigned), JwsError::Format);
+        assert!(matches!(err(&good(&h)), JwsError::Algorithm(_)));
+    }
+    // 2, 4: the algorithm comes from the key, not the header (HS256, RS256, EdDSA, es256)
+    for alg in ["HS256", "RS256", "EdDSA", "es256"] {
+        let h = format!(r#"{{"alg":"{alg}","typ":"wit+jwt"}}"#);
+        assert!(matches!(err(&good(&h)), JwsError::Algorithm(_)), "{alg}");
+    }
+    // 6, 17: five parts (JWE), JSON serialization, characters outside base64url, padding
+    assert_eq!(err("a.b.c.d.e"), JwsError::Format);
+    assert_eq!(err(r#"{"payload":"x","signatures":[]}"#), JwsError::Format);
+    let t = good(r#"{"alg":"ES256","typ":"wit+jwt"}"#);
+    assert_eq!(err(&format!("{t}=")), JwsError::Format);
+    assert_eq!(err(&format!(" {t}")), JwsError::Format);
+    // 8: duplicate members, in the header and the claims; invalid UTF-8
+    assert!(matches!(
+        err(&good(r#"{"alg":"ES256","typ":"wit+jwt","typ":"wit+jwt"}"#)),
+        JwsError::Header(_)
+    ));
+    let dup = forge(
+        &s,
+        r#"{"alg":"ES256","typ":"wit+jwt"}"#,
+        &format!(r#"{{"sub":"a","sub":"b","exp":{}}}"#, now() + 60),
+    );
+    assert!(matches!(err(&dup), JwsError::Claims(_)));
+    let input = format!(
+        "{}.{}",
+        B64.encode(r#"{"alg":"ES256","typ":"wit+jwt"}"#),
+        B64.encode([0xff, 0xfe, b'{', b'}'])
+    );
+    let bad_utf8 = format!(
+        "{input}.{}",
+        B64.encode(s.sign_raw(input.as_bytes()).unwrap())
+    );
+    assert!(matches!(err(&bad_utf8), JwsError::Claims(_)));
+    // 10, 14, 15: another token type, or a bare JWT, is not this one
+    for typ in ["wpt+jwt", "JWT", "at+jwt", "txntoken+jwt", ""] {
+        let h = format!(r#"{{"alg":"ES256","typ":"{typ}"}}"#);
+        assert!(matches!(err(&good(&h)), JwsError::Type { .. }), "{typ}");
+    }
+    assert!(
+        verify(
+            &good(r#"{"alg":"ES256","typ":"application/WIT+JWT"}"#),
+            TYP_WIT,
+            &key,
+            now()
+        )
+        .is_ok()
+    );
+    // 13: jku, x5u, jwk, crit headers are refused, never followed
+    for extra in [
+        r#""jku":"https://evil/jwks""#,
+        r#""x5u":"http://127.0.0.1/""#,
+        r#""jwk":{}"#,
+        r#""crit":["exp"]"#,
+    ] {
+        let h = format!(r#"{{"alg":"ES256","typ":"wit+jwt",{extra}}}"#);
+        assert!(matches!(err(&good(&h)), JwsError::Header(_)), "{extra}");
+    }
+    // a kid that is an injection attempt is only a string: the key is chosen by the caller
+    let h = r#"{"alg":"ES256","typ":"wit+jwt","kid":"' OR 1=1 --/../../etc/passwd"}"#;
+    assert!(verify(&good(h), TYP_WIT, &key, now()).is_ok());
+    // signature by another key, or over other bytes
+    let other = forge(&es256(), r#"{"alg":"ES256","typ":"wit+jwt"}"#, &c);
+    assert_eq!(err(&other), JwsError::Signature);
+    let (h, rest) = t.split_once('.').unwrap();
+    let (_, sig) = rest.split_once('.').unwrap();
+    let swapped = format!(
+        "{h}.{}.{sig}",
+        B64.encode(r#"{"sub":"admin","exp":9999999999}"#)
+    );
+    assert_eq!(err(&swapped), JwsError::Signature);
+    // oversized
+    assert!(matches!(
+        err(&"a".repeat(MAX_TOKEN_BYTES + 1)),
+        JwsError::TooLarge(_)
+    ));
+}
+
+#[test]
+fn time_claims_are_checked_with_bounded_skew() {
+    let s = es256();
+    let key = VerifyingKey::of_signer(&s);
+    let h = r#"{"alg":"ES256","typ":"wit+jwt"}"#;
+    let at = |c: Value| verify(&forge(&s, h, &c.to_string()), TYP_WIT, &key, now());
+    assert_eq!(
+        at(json!({"sub": "x"})).unwrap_err(),
+        JwsError::Claims("exp is required".into())
+    );
+    assert_eq!(
+        at(json!({"exp": now() - SKEW_SECS - 5})).unwrap_err(),
+        JwsError::Expired
+    );
+    assert!(at(json!({"exp": now() - 5})).is_ok());
+    assert_eq!(
+        at(json!({"exp": now() + 600, "nbf": now() + SKEW_SECS + 30})).unwrap_err(),
+        JwsError::NotYetValid
+    );
+    assert_eq!(
+        at(json!({"exp": now() + 600, "iat": now() + 3600})).unwrap_err(),
+        JwsError::NotYetValid
+    );
+    assert!(matches!(
+        at(json!({"exp": "tomorrow"})).unwrap_err(),
+        JwsError::Claims(_)
+    ));
+}
+
+#[test]
+fn jwks_keys_map_to_one_algorithm() {
+    let s = es256();
+    let (mut jwk, _) = s.jwk();
+    jwk.alg = Some("RS256".into());
+    assert!(VerifyingKey::from_jwk(&jwk).is_err());
+    jwk.alg = None;
+    jwk.x = Some(B64.encode([1u8; 31]));
+    assert!(VerifyingKey::from_jwk(&jwk).is_err());
+    jwk.kty = "RSA".into();
+    assert!(VerifyingKey::from_jwk(&jwk).is_err());
+}
+
+#[test]
+fn deep_or_duplicate_json_is_refused() {
+    let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+    assert!(parse_object(format!(r#"{{"a":{deep}}}"#).as_bytes()).is_err());
+    assert!(parse_object(br#"{"a":{"b":1,"b":2}}"#).is_err());
+    assert!(parse_object(br#"{"a":1} x"#).is_err());
+    assert!(parse_object(br#"[1]"#).is_err());
+    assert!(parse_object(br#"{"a":{"b":[1,{"c":null}]}}"#).is_ok());
+}

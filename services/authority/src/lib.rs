@@ -1,0 +1,19 @@
+//! The Agent Credential Authority (draft §3.1, §3.2): the proof-of-possession check, key
+//! custody behind a [`signer::Signer`], the credential profiles, issuance, revocation and the
+//! CRL, and the enrollment API.
+
+pub mod agent;
+pub mod api;
+pub mod ca;
+pub mod crl;
+pub mod csr;
+pub mod der;
+pub mod http;
+pub mod issue;
+pub mod jws;
+pub mod pkcs11;
+pub mod profile;
+pub mod signer;
+pub mod validate;
+
+pub use issue::{Authority, AuthorityConfig, IssueError, Presented};
