@@ -38,6 +38,107 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Certificate requests: check one exactly as enrollment does.
+    Csr {
+        #[command(subcommand)]
+        command: CsrCommand,
+    },
+    /// Revoke an agent's credentials (by agent id) or one credential (by serial).
+    Revoke(RevokeArgs),
+    /// The agent side: provision an agent, enroll it, renew its credential.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CsrCommand {
+    /// Run the ACA's checks on a PKCS#10 request (PEM or DER); exit 0 only if acceptable.
+    Check {
+        file: PathBuf,
+        /// Accept RSA keys (2048 bits or more), as a domain that opted in does.
+        #[arg(long)]
+        allow_rsa: bool,
+        /// The verdict as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// An agent id (all its live credentials) or a credential serial (hex).
+    pub target: String,
+    /// RFC 5280 reason: unspecified, keyCompromise, caCompromise, affiliationChanged,
+    /// superseded, cessationOfOperation, certificateHold, privilegeWithdrawn, aaCompromise.
+    #[arg(long, default_value = "unspecified")]
+    pub reason: String,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Create an agent identity (admin): prints its id; the one-time enrollment token goes to
+    /// --token-out (0600), or into the JSON output.
+    Provision {
+        #[arg(long)]
+        name: String,
+        /// A capability it may be credentialled for (repeatable).
+        #[arg(long = "capability")]
+        capabilities: Vec<String>,
+        /// Write the enrollment token to this file (0600).
+        #[arg(long)]
+        token_out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Make a key, request a credential with the enrollment token, store it in --dir.
+    Enroll {
+        #[arg(long)]
+        agent_id: String,
+        /// File holding the enrollment token.
+        #[arg(long)]
+        enrollment_token_file: PathBuf,
+        /// Where the agent keeps its key and credential.
+        #[arg(long)]
+        dir: PathBuf,
+        /// p256 (default) or ed25519.
+        #[arg(long, default_value = "p256")]
+        key_type: String,
+        /// Ask for these capabilities only (repeatable; default: all provisioned).
+        #[arg(long = "capability")]
+        capabilities: Vec<String>,
+        #[command(flatten)]
+        aca: AcaArgs,
+    },
+    /// Renew the credential in --dir, proved by the current one.
+    Renew {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Move to a new key (p256 or ed25519).
+        #[arg(long)]
+        new_key: Option<String>,
+        #[command(flatten)]
+        aca: AcaArgs,
+    },
+}
+
+/// How the agent reaches the ACA.
+#[derive(Debug, Args, Clone)]
+pub struct AcaArgs {
+    /// A dev domain's folder: takes the URL and the TLS CA from it.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The ACA's base URL (default for renew: the one the credential came from).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// CA certificate of the ACA's TLS endpoint (PEM).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +196,9 @@ pub struct DevArgs {
     /// HTTPS port of a new domain (default: a free one).
     #[arg(long)]
     pub http_port: Option<u16>,
+    /// Keep the ACA's CA and token keys in a SoftHSM2 token (decided at the first start).
+    #[arg(long)]
+    pub hsm: bool,
     /// Print the endpoints as JSON.
     #[arg(long)]
     pub json: bool,

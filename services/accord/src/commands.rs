@@ -19,11 +19,11 @@ use crate::runtime::{self, Runtime};
 use crate::tail::{self, TailOptions};
 use crate::telemetry;
 
-fn usage(msg: impl Into<String>) -> anyhow::Error {
+pub(crate) fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
-fn tokio() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn tokio() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
@@ -57,6 +57,9 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
         } => tail_command(args, env),
         Command::Projections { command } => projections_command(command),
         Command::Policy { command } => policy_command(command),
+        Command::Csr { command } => crate::aca::csr_command(command),
+        Command::Revoke(args) => crate::aca::revoke_command(args),
+        Command::Agent { command } => crate::aca::agent_command(command),
     }
 }
 
@@ -205,6 +208,7 @@ fn dev_command(args: DevArgs, env: Vec<(String, String)>) -> anyhow::Result<Exit
         database_url: args.database_url.clone(),
         nats_port: args.nats_port,
         http_port: args.http_port,
+        hsm: args.hsm,
     };
     let (paths, state, _lock) = dev::prepare(&opts)?;
     let cfg = config::load(&paths.config(), &env)?;
@@ -369,13 +373,13 @@ fn tail_command(args: TailArgs, _env: Vec<(String, String)>) -> anyhow::Result<E
     })
 }
 
-struct HttpTarget {
-    url: String,
-    client: reqwest::Client,
-    token: Option<String>,
+pub(crate) struct HttpTarget {
+    pub(crate) url: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) token: Option<String>,
 }
 
-fn http_target(a: &HttpArgs) -> anyhow::Result<HttpTarget> {
+pub(crate) fn http_target(a: &HttpArgs) -> anyhow::Result<HttpTarget> {
     let dev = a.data_dir.as_ref().map(|d| DevPaths::new(d));
     let state: Option<dev::DevState> = match &dev {
         Some(p) => Some(serde_json::from_slice(
@@ -414,7 +418,7 @@ fn http_target(a: &HttpArgs) -> anyhow::Result<HttpTarget> {
     })
 }
 
-fn read_text(p: &Path) -> anyhow::Result<String> {
+pub(crate) fn read_text(p: &Path) -> anyhow::Result<String> {
     Ok(std::fs::read_to_string(p)
         .with_context(|| format!("{}", p.display()))?
         .trim()

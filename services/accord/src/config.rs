@@ -15,6 +15,7 @@ pub const VERSION: u32 = 1;
 
 /// Sections that environment overrides may address.
 const SECTIONS: &[&str] = &[
+    "authority",
     "policy",
     "domain",
     "keys",
@@ -95,6 +96,58 @@ pub struct Config {
     pub projections: ProjectionsSection,
     #[serde(default)]
     pub policy: PolicySection,
+    /// The Agent Credential Authority; not run when absent.
+    #[serde(default)]
+    pub authority: Option<AuthoritySection>,
+}
+
+/// `[authority]`: the ACA's keys, certificate and issuing rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthoritySection {
+    /// The agent CA's private key: `pkcs11:...` (an HSM) or `file:...` (development only).
+    pub ca_key: SecretRef,
+    /// The agent CA's certificate, then any certificates above it (PEM).
+    pub ca_certificate: PathBuf,
+    /// The key that signs workload identity and enrollment tokens: `pkcs11:` or `file:`.
+    pub token_key: SecretRef,
+    /// Where agents reach the ACA (`https://aca.example:8443`): the CRL distribution point
+    /// and the audience of enrollment and proof tokens.
+    pub public_url: String,
+    #[serde(default = "default_lifetime")]
+    pub lifetime_secs: u64,
+    #[serde(default = "default_enrollment_ttl")]
+    pub enrollment_ttl_secs: u64,
+    /// Accept RSA keys (2048 bits or more, SHA-256) in requests.
+    #[serde(default)]
+    pub allow_rsa: bool,
+    /// The OID arc of the credential extensions (your IANA PEN arc).
+    #[serde(default)]
+    pub extension_arc: Option<String>,
+    #[serde(default = "default_crl_validity")]
+    pub crl_validity_secs: u64,
+    /// Requests per minute per client address on the enrollment API.
+    #[serde(default = "default_rate")]
+    pub rate_limit_per_minute: u32,
+    /// The issuance policy (`accord.<policy>` in the bundle).
+    #[serde(default = "default_issuance_policy")]
+    pub policy: String,
+}
+
+fn default_lifetime() -> u64 {
+    3600
+}
+fn default_enrollment_ttl() -> u64 {
+    24 * 3600
+}
+fn default_crl_validity() -> u64 {
+    24 * 3600
+}
+fn default_rate() -> u32 {
+    600
+}
+fn default_issuance_policy() -> String {
+    "issuance".into()
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
@@ -430,6 +483,45 @@ fn validate(c: &Config) -> Result<(), String> {
             "policy.bundle {:?} is not a bundle name",
             c.policy.bundle
         ));
+    }
+    if let Some(a) = &c.authority {
+        if !(60..=30 * 24 * 3600).contains(&a.lifetime_secs) {
+            return Err("authority.lifetime_secs must be 60..=2592000".into());
+        }
+        if !(60..=30 * 24 * 3600).contains(&a.enrollment_ttl_secs) {
+            return Err("authority.enrollment_ttl_secs must be 60..=2592000".into());
+        }
+        if !(600..=30 * 24 * 3600).contains(&a.crl_validity_secs) {
+            return Err("authority.crl_validity_secs must be 600..=2592000".into());
+        }
+        if a.rate_limit_per_minute == 0 {
+            return Err("authority.rate_limit_per_minute must be positive".into());
+        }
+        if !a.public_url.starts_with("https://") && !a.public_url.starts_with("http://") {
+            return Err("authority.public_url must be an http(s) URL".into());
+        }
+        if let Some(arc) = &a.extension_arc {
+            accord_authority::profile::ExtensionArc::parse(arc)
+                .map_err(|e| format!("authority.extension_arc: {e}"))?;
+        }
+        accord_policy::check_policy_name(&a.policy)
+            .map_err(|e| format!("authority.policy: {e}"))?;
+        if !a.ca_certificate.exists() {
+            return Err(format!(
+                "authority.ca_certificate: {} does not exist",
+                a.ca_certificate.display()
+            ));
+        }
+        for (name, r) in [
+            ("authority.ca_key", &a.ca_key),
+            ("authority.token_key", &a.token_key),
+        ] {
+            if let SecretRef::File(p) = r
+                && !p.exists()
+            {
+                return Err(format!("{name}: {} does not exist", p.display()));
+            }
+        }
     }
     if c.http.tls_cert.is_some() != c.http.tls_key.is_some() {
         return Err("http.tls_cert and http.tls_key go together".into());

@@ -11,6 +11,10 @@
 //! <data>/nats/nats.conf        generated on every start; nats.pid, nats.log, js/ (the store)
 //! <data>/tls/                  development CA and server certificate
 //! <data>/http/admin.token      bearer token of the admin endpoints (0600)
+//! <data>/authority/            the ACA: agent CA certificate (ca.pem) and, in software, its key
+//!                              and the token-signing key (ca.pk8, token.pk8, 0600); with
+//!                              --hsm both keys sit in a SoftHSM2 token and only its PINs are
+//!                              here (hsm.pin, hsm-so.pin, 0600)
 //! ```
 
 use std::io::Write;
@@ -36,6 +40,9 @@ pub struct DevState {
     pub nats_port: u16,
     pub monitor_port: u16,
     pub http_port: u16,
+    /// The ACA's keys are in a SoftHSM2 token (`--hsm` at the first start).
+    #[serde(default)]
+    pub hsm: bool,
 }
 
 /// Paths inside a dev data folder.
@@ -89,6 +96,33 @@ impl DevPaths {
     pub fn server_key(&self) -> PathBuf {
         self.root.join("tls/server.key")
     }
+    pub fn authority(&self) -> PathBuf {
+        self.root.join("authority")
+    }
+    pub fn agent_ca_cert(&self) -> PathBuf {
+        self.authority().join("ca.pem")
+    }
+    pub fn agent_ca_key(&self) -> PathBuf {
+        self.authority().join("ca.pk8")
+    }
+    pub fn token_key(&self) -> PathBuf {
+        self.authority().join("token.pk8")
+    }
+    pub fn hsm_pin(&self) -> PathBuf {
+        self.authority().join("hsm.pin")
+    }
+    /// The SoftHSM2 token of an `--hsm` domain.
+    pub fn hsm_token(state: &DevState) -> String {
+        format!("accord-{}", state.domain)
+    }
+    /// The PKCS#11 URI of key `object` of an `--hsm` domain.
+    pub fn hsm_uri(&self, state: &DevState, object: &str) -> String {
+        format!(
+            "pkcs11:token={};object={object}?pin-source=file:{}",
+            Self::hsm_token(state),
+            self.hsm_pin().display()
+        )
+    }
     pub fn admin_token(&self) -> PathBuf {
         self.root.join("http/admin.token")
     }
@@ -125,6 +159,8 @@ pub struct DevOptions {
     pub database_url: Option<String>,
     pub nats_port: Option<u16>,
     pub http_port: Option<u16>,
+    /// Keep the ACA's keys in a SoftHSM2 token (decided at the first start).
+    pub hsm: bool,
 }
 
 /// Held while an `accord dev` runs on a folder: a second one on the same folder is refused.
@@ -191,11 +227,15 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(DevPaths, DevState, FolderL
             nats_port: opts.nats_port.map_or_else(free_port, Ok)?,
             monitor_port: free_port()?,
             http_port: opts.http_port.map_or_else(free_port, Ok)?,
+            hsm: opts.hsm,
         };
         init(&paths, &state)?;
         std::fs::write(paths.state(), serde_json::to_vec_pretty(&state)?)?;
         state
     };
+    if !paths.agent_ca_cert().exists() {
+        init_authority(&paths, &state)?;
+    }
     write_nats_conf(&paths, &state)?;
     write_config(&paths, &state, opts.database_url.as_deref())?;
     Ok((paths, state, folder_lock))
@@ -225,6 +265,46 @@ fn init(paths: &DevPaths, state: &DevState) -> anyhow::Result<()> {
             .encode(token)
             .as_bytes(),
     )?;
+    Ok(())
+}
+
+/// The ACA's keys (in software, or in a new SoftHSM2 token) and its agent CA certificate.
+fn init_authority(paths: &DevPaths, state: &DevState) -> anyhow::Result<()> {
+    use accord_authority::signer::{DevFileSigner, Signer};
+    std::fs::create_dir_all(paths.authority())?;
+    let ca_signer: std::sync::Arc<dyn Signer> = if state.hsm {
+        let random = || -> anyhow::Result<String> {
+            let mut b = [0u8; 16];
+            aws_lc_rs::rand::fill(&mut b).map_err(|_| anyhow::anyhow!("no randomness"))?;
+            Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+        };
+        let (pin, so_pin) = (random()?, random()?);
+        write_secret(&paths.hsm_pin(), pin.as_bytes())?;
+        write_secret(&paths.authority().join("hsm-so.pin"), so_pin.as_bytes())?;
+        let module = accord_authority::pkcs11::Pkcs11Uri::parse(&paths.hsm_uri(state, "ca"))?
+            .module_path()
+            .to_path_buf();
+        accord_authority::pkcs11::init_token(&module, &DevPaths::hsm_token(state), &so_pin, &pin)
+            .context(
+            "creating the SoftHSM2 token (is softhsm2 installed? scripts/setup installs it)",
+        )?;
+        accord_authority::pkcs11::Pkcs11Signer::generate_p256(&paths.hsm_uri(state, "token"))?;
+        std::sync::Arc::new(accord_authority::pkcs11::Pkcs11Signer::generate_p256(
+            &paths.hsm_uri(state, "ca"),
+        )?)
+    } else {
+        let (ca, ca_der) = DevFileSigner::generate_p256()?;
+        write_secret(&paths.agent_ca_key(), &ca_der)?;
+        let (_, token_der) = DevFileSigner::generate_p256()?;
+        write_secret(&paths.token_key(), &token_der)?;
+        std::sync::Arc::new(ca)
+    };
+    let ca = accord_authority::ca::Ca::generate(
+        ca_signer,
+        &state.trust_domain,
+        time::Duration::days(365),
+    )?;
+    std::fs::write(paths.agent_ca_cert(), ca.chain_pem())?;
     Ok(())
 }
 
@@ -288,6 +368,20 @@ fn write_config(
         f(paths.server_key()),
         f(paths.admin_token()),
     );
+    let (ca_key, token_key) = if state.hsm {
+        (
+            format!("{:?}", paths.hsm_uri(state, "ca")),
+            format!("{:?}", paths.hsm_uri(state, "token")),
+        )
+    } else {
+        (f(paths.agent_ca_key()), f(paths.token_key()))
+    };
+    toml.push_str(&format!(
+        "\n[authority]\nca_key = {ca_key}\nca_certificate = {}\ntoken_key = {token_key}\n\
+         public_url = {:?}\n",
+        q(paths.agent_ca_cert()),
+        format!("https://127.0.0.1:{}", state.http_port),
+    ));
     if let Some(url) = database_url {
         // a password given on the command line goes to a file; the config only refers to it
         let (url, password) = split_password(url);

@@ -19,52 +19,33 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Longest a query may wait for "at least sequence N".
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
-/// An RFC 9457 problem.
-#[derive(Debug)]
-pub struct Problem {
-    pub status: StatusCode,
-    pub kind: &'static str,
-    pub title: &'static str,
-    pub detail: String,
-}
-
-impl Problem {
-    pub fn new(
-        status: StatusCode,
-        kind: &'static str,
-        title: &'static str,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            status,
-            kind,
-            title,
-            detail: detail.into(),
-        }
-    }
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let body = json!({
-            "type": format!("https://accord.dev/problems/{}", self.kind),
-            "title": self.title,
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
-        let mut r = (self.status, body.to_string()).into_response();
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        r
-    }
-}
+pub use accord_web::Problem;
 
 type Rt = State<Arc<Runtime>>;
 
 pub fn router(rt: Arc<Runtime>) -> Router {
-    Router::new()
+    let aca = rt.authority.clone().map(|authority| {
+        let admin_token = rt
+            .config
+            .http
+            .admin_token
+            .as_ref()
+            .and_then(|r| r.read().ok())
+            .map(|b| String::from_utf8_lossy(&b).trim().as_bytes().to_vec())
+            // without a configured admin token nothing matches it
+            .unwrap_or_default();
+        let limit = rt
+            .config
+            .authority
+            .as_ref()
+            .map_or(600, |a| a.rate_limit_per_minute);
+        accord_authority::http::router(accord_authority::http::ApiState {
+            authority,
+            admin_token: Arc::new(admin_token),
+            limit: accord_web::RateLimit::per_minute(limit),
+        })
+    });
+    let domain = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -83,12 +64,16 @@ pub fn router(rt: Arc<Runtime>) -> Router {
             )),
         )
         .route("/v1/decide/{policy}", post(decide))
-        .fallback(|| async {
-            Problem::new(StatusCode::NOT_FOUND, "not-found", "No such resource", "")
-        })
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(trace_context))
-        .with_state(rt)
+        .with_state(rt);
+    let all = match aca {
+        Some(aca) => domain.merge(aca),
+        None => domain,
+    };
+    all.fallback(|| async {
+        Problem::new(StatusCode::NOT_FOUND, "not-found", "No such resource", "")
+    })
+    .layer(axum::middleware::from_fn(trace_context))
 }
 
 /// The W3C trace context a request came with, for the events its handler writes.
@@ -347,26 +332,6 @@ async fn table(
     ))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-}
-
-/// Constant-time comparison of the presented token with the configured one.
-fn token_matches(presented: &str, expected: &[u8]) -> bool {
-    let p = presented.as_bytes();
-    if p.len() != expected.len() {
-        return false;
-    }
-    p.iter()
-        .zip(expected)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
-}
-
 /// Checks the admin bearer token (constant-time).
 fn require_admin(rt: &Runtime, headers: &HeaderMap) -> Result<(), Problem> {
     let expected = rt
@@ -376,8 +341,8 @@ fn require_admin(rt: &Runtime, headers: &HeaderMap) -> Result<(), Problem> {
         .as_ref()
         .and_then(|r| r.read().ok())
         .map(|b: Vec<u8>| String::from_utf8_lossy(&b).trim().as_bytes().to_vec());
-    let authorized = match (bearer(headers), &expected) {
-        (Some(t), Some(e)) => token_matches(t, e),
+    let authorized = match (accord_web::bearer(headers), &expected) {
+        (Some(t), Some(e)) => !e.is_empty() && accord_web::secret_eq(t.as_bytes(), e),
         _ => false,
     };
     if authorized {

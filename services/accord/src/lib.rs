@@ -1,6 +1,7 @@
 //! The `accord` binary's library: configuration, the composition of a domain's services, and
 //! the commands. `main.rs` only parses the command line and maps errors to exit codes.
 
+pub mod aca;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -121,6 +121,8 @@ pub async fn ensure_genesis(
 /// The running services of a domain.
 pub struct Runtime {
     pub pdp: accord_policy::Pdp,
+    /// The Agent Credential Authority, when `[authority]` is configured.
+    pub authority: Option<Arc<accord_authority::Authority>>,
     pub config: Config,
     pub store: EventStore,
     pub genesis: StoredEvent,
@@ -182,8 +184,20 @@ impl Runtime {
             })
             .collect();
         let pdp = start_pdp(&config, &store, &projections).await?;
+        let authority = match &config.authority {
+            Some(a) => Some(start_authority(
+                &config,
+                a,
+                &pdp,
+                &store,
+                &projections,
+                rx.clone(),
+            )?),
+            None => None,
+        };
         let rt = Self {
             pdp,
+            authority,
             config,
             store,
             genesis,
@@ -335,6 +349,70 @@ async fn start_pdp(
     }
 }
 
+/// Opens a key named by the config: a PKCS#11 token, or a file (development only).
+pub fn open_signer(
+    r: &SecretRef,
+    what: &str,
+) -> anyhow::Result<Arc<dyn accord_authority::signer::Signer>> {
+    Ok(match r {
+        SecretRef::File(p) => {
+            tracing::warn!(key = what, path = %p.display(), "key held in a file: for development only; use pkcs11: in production");
+            Arc::new(
+                accord_authority::signer::DevFileSigner::open(p)
+                    .with_context(|| what.to_string())?,
+            )
+        }
+        SecretRef::Pkcs11(uri) => Arc::new(
+            accord_authority::pkcs11::Pkcs11Signer::open(uri).with_context(|| what.to_string())?,
+        ),
+    })
+}
+
+/// The ACA: its CA and token keys, its issuing rules, the CRL it keeps current.
+fn start_authority(
+    config: &Config,
+    a: &crate::config::AuthoritySection,
+    pdp: &accord_policy::Pdp,
+    store: &EventStore,
+    projections: &[ProjectionHandle],
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Arc<accord_authority::Authority>> {
+    use accord_authority::{AuthorityConfig, ca};
+    let ca_signer = open_signer(&a.ca_key, "authority.ca_key")?;
+    let token_signer = open_signer(&a.token_key, "authority.token_key")?;
+    let pem = std::fs::read_to_string(&a.ca_certificate)
+        .with_context(|| format!("authority.ca_certificate {}", a.ca_certificate.display()))?;
+    let chain = ca::pem_certificates(&pem).context("authority.ca_certificate")?;
+    let ca = ca::Ca::new(ca_signer, chain).context("authority.ca_certificate")?;
+    let mut cfg = AuthorityConfig::new(config.domain.trust_domain.clone(), &a.public_url);
+    cfg.lifetime = time::Duration::seconds(a.lifetime_secs as i64);
+    cfg.enrollment_ttl = time::Duration::seconds(a.enrollment_ttl_secs as i64);
+    cfg.crl_validity = time::Duration::seconds(a.crl_validity_secs as i64);
+    cfg.csr.allow_rsa = a.allow_rsa;
+    cfg.policy = a.policy.clone();
+    if let Some(arc) = &a.extension_arc {
+        cfg.arc =
+            accord_authority::profile::ExtensionArc::parse(arc).map_err(anyhow::Error::msg)?;
+    }
+    let credentials = projections
+        .iter()
+        .find(|h| h.name() == "credentials")
+        .cloned()
+        .context("the credentials projection is not running")?;
+    let authority = accord_authority::Authority::new(
+        cfg,
+        ca,
+        token_signer,
+        pdp.clone(),
+        store.clone(),
+        credentials,
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(ca = ?authority.ca(), "the Agent Credential Authority is running");
+    tokio::spawn(authority.clone().maintain_crl(stop));
+    Ok(authority)
+}
+
 /// Publishes `bundle` as the next version of `name` (checked first; nothing when unchanged).
 pub async fn publish_bundle(
     store: &EventStore,
@@ -406,7 +484,10 @@ pub async fn serve_http(rt: Arc<Runtime>) -> anyhow::Result<SocketAddr> {
                 .context("http TLS certificate and key")?;
             let server = axum_server::bind_rustls(addr, tls).handle(handle.clone());
             tokio::spawn(async move {
-                if let Err(e) = server.serve(router.into_make_service()).await {
+                if let Err(e) = server
+                    .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+                    .await
+                {
                     tracing::error!(error = %e, "HTTP server stopped");
                 }
             });
@@ -415,7 +496,10 @@ pub async fn serve_http(rt: Arc<Runtime>) -> anyhow::Result<SocketAddr> {
             tracing::warn!(%addr, "HTTP without TLS (http.tls_cert/tls_key not set)");
             let server = axum_server::bind(addr).handle(handle.clone());
             tokio::spawn(async move {
-                if let Err(e) = server.serve(router.into_make_service()).await {
+                if let Err(e) = server
+                    .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+                    .await
+                {
                     tracing::error!(error = %e, "HTTP server stopped");
                 }
             });

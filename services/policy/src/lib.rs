@@ -24,7 +24,7 @@ use serde_json::Value;
 pub use bundle::{Bundle, BundleError, TestReport};
 pub use decision::{Allow, BundleRef, Decision};
 pub use log::{DecisionLog, DecisionLogConfig};
-pub use pdp::{LocalPdp, PdpError};
+pub use pdp::{LocalPdp, PdpError, check_policy_name};
 pub use remote::{RemoteKind, RemotePdp};
 
 enum Backend {

@@ -24,6 +24,7 @@ test_everything_verified_is_issued_with_the_intersection if {
 
 test_the_strict_default_needs_every_check if {
 	d := data.accord.issuance.decision with input as object.union(full, {"checks": object.union(passed, {"aibom": "absent"})})
+		with data.accord.settings.issuance.require as {}
 	not d.allow
 	"aibom is required and was not verified" in d.reasons
 }
@@ -40,6 +41,17 @@ test_proof_of_possession_cannot_be_waived if {
 
 test_weak_attestation_is_refused if {
 	not data.accord.issuance.allow with input as object.union(full, {"attestation": {"trust_vector": {"instance_identity": 32}}})
+		with data.accord.settings.issuance.require as {}
+}
+
+# the shipped settings require what the ACA checks today: proof of possession and the
+# enrollment grant (initial trust); evidence becomes required when the ACA checks it
+test_the_shipped_settings_issue_on_proof_and_initial_trust if {
+	checks := {"proof_of_possession": "passed", "initial_trust": "passed"}
+	d := data.accord.issuance.decision with input as {"checks": checks, "requested_capabilities": ["a.b"], "lifetime_secs": 3600}
+	d.allow
+	d.capabilities == {"a.b"}
+	not data.accord.issuance.allow with input as {"checks": {"proof_of_possession": "passed"}, "requested_capabilities": [], "lifetime_secs": 60}
 }
 
 test_lifetime_is_capped if {

@@ -1,0 +1,405 @@
+//! The agent side of enrollment (draft §3.1): the agent makes its own key, which never leaves
+//! it, asks the ACA for a credential with a CSR (the proof of possession), and keeps the result
+//! in a folder:
+//!
+//! ```text
+//! <dir>/key.pk8       the agent's private key, PKCS#8 (0600)
+//! <dir>/cert.pem      its X.509-SVID
+//! <dir>/chain.pem     the CA chain the certificate verifies under
+//! <dir>/wit.jwt       its workload identity token (0600: it names the agent; never a bearer token)
+//! <dir>/agent.json    agent id, SPIFFE ID, serial, validity, capabilities, the ACA's URL
+//! ```
+//!
+//! Renewal proves the current credential with a workload proof token signed by the current key
+//! (`wpt+jwt`, bound to the identity token and to the new CSR), and may move to a new key.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use accord_authority::api::{CredentialRequest, CredentialResponse};
+use accord_authority::jws::{self, TYP_WPT};
+use accord_authority::signer::SoftwareKey;
+use accord_events::AgentId;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{path}: {detail}")]
+    File { path: PathBuf, detail: String },
+    #[error("key: {0}")]
+    Key(String),
+    #[error("the ACA at {url} is unreachable: {detail}")]
+    Unreachable { url: String, detail: String },
+    /// The ACA refused: its problem document's type, status and detail.
+    #[error("the ACA refused ({status} {kind}): {detail}")]
+    Refused {
+        status: u16,
+        kind: String,
+        detail: String,
+    },
+    #[error("the ACA answered something unexpected: {0}")]
+    Protocol(String),
+}
+
+/// Key types an agent can make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyType {
+    #[default]
+    P256,
+    Ed25519,
+}
+
+impl std::str::FromStr for KeyType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "p256" | "P-256" | "ecdsa-p256" => Ok(Self::P256),
+            "ed25519" | "Ed25519" => Ok(Self::Ed25519),
+            other => Err(format!("key type {other:?} (p256 or ed25519)")),
+        }
+    }
+}
+
+/// What an agent keeps about its credential (`agent.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentState {
+    pub agent_id: AgentId,
+    pub spiffe_id: String,
+    pub serial: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub capabilities: Vec<String>,
+    /// The ACA's base URL.
+    pub url: String,
+}
+
+/// A client of one ACA.
+#[derive(Debug, Clone)]
+pub struct Client {
+    url: String,
+    http: reqwest::Client,
+}
+
+fn file_err(path: &Path, e: impl std::fmt::Display) -> AgentError {
+    AgentError::File {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    }
+}
+
+/// Writes `bytes` to `path`, readable by the owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| file_err(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| file_err(&tmp, e))?;
+    f.sync_all().map_err(|e| file_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| file_err(path, e))
+}
+
+fn write_public(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
+    std::fs::write(path, bytes).map_err(|e| file_err(path, e))
+}
+
+/// A new private key, PKCS#8 DER.
+pub fn generate_key(kind: KeyType) -> Result<Vec<u8>, AgentError> {
+    match kind {
+        KeyType::P256 => SoftwareKey::generate_p256()
+            .map(|(_, der)| der)
+            .map_err(|e| AgentError::Key(e.to_string())),
+        KeyType::Ed25519 => accord_events::Ed25519Key::generate()
+            .map(|(_, der)| der)
+            .map_err(|e| AgentError::Key(e.to_string())),
+    }
+}
+
+/// A PKCS#10 request (PEM) for the key: no subject, no names, no extensions (the ACA decides
+/// them); its signature is the proof of possession.
+pub fn make_csr(pkcs8: &[u8]) -> Result<String, AgentError> {
+    let key = rcgen::KeyPair::try_from(pkcs8).map_err(|e| AgentError::Key(e.to_string()))?;
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .serialize_request(&key)
+        .and_then(|r| r.pem())
+        .map_err(|e| AgentError::Key(e.to_string()))
+}
+
+impl Client {
+    /// A client of the ACA at `url` (`https://host:port`), trusting the CA certificates of
+    /// `ca_pem` for its TLS (the system roots when `None`).
+    pub fn new(url: &str, ca_pem: Option<&[u8]>) -> Result<Self, AgentError> {
+        let mut b = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if let Some(pem) = ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| AgentError::Protocol(format!("CA file: {e}")))?;
+            b = b.tls_certs_only(certs);
+        }
+        let http = b.build().map_err(|e| AgentError::Protocol(e.to_string()))?;
+        Ok(Self {
+            url: url.trim_end_matches('/').to_owned(),
+            http,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn credentials_url(&self, agent: &AgentId) -> String {
+        format!("{}/v1/agents/{agent}/credentials", self.url)
+    }
+
+    async fn post(
+        &self,
+        agent: &AgentId,
+        req: &CredentialRequest,
+        headers: &[(&str, String)],
+    ) -> Result<CredentialResponse, AgentError> {
+        let url = self.credentials_url(agent);
+        let mut r = self.http.post(&url).json(req);
+        for (k, v) in headers {
+            r = r.header(*k, v);
+        }
+        let resp = r.send().await.map_err(|e| AgentError::Unreachable {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| AgentError::Unreachable {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
+        if !status.is_success() {
+            let p: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            return Err(AgentError::Refused {
+                status: status.as_u16(),
+                kind: p["type"]
+                    .as_str()
+                    .unwrap_or("")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
+                detail: p["detail"].as_str().unwrap_or("").to_owned(),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| AgentError::Protocol(e.to_string()))
+    }
+
+    /// The first credential, with the enrollment token of the agent's provisioning.
+    pub async fn enroll(
+        &self,
+        agent: &AgentId,
+        enrollment_token: &str,
+        pkcs8: &[u8],
+        capabilities: Option<Vec<String>>,
+    ) -> Result<CredentialResponse, AgentError> {
+        let req = CredentialRequest {
+            csr: make_csr(pkcs8)?,
+            capabilities,
+            lifetime_secs: None,
+            evidence: None,
+        };
+        self.post(
+            agent,
+            &req,
+            &[(
+                "authorization",
+                format!("Bearer {}", enrollment_token.trim()),
+            )],
+        )
+        .await
+    }
+
+    /// A new credential for `new_pkcs8` (the current key again, or a new one), proved by the
+    /// current key and its identity token.
+    pub async fn renew(
+        &self,
+        agent: &AgentId,
+        current_pkcs8: &[u8],
+        wit: &str,
+        new_pkcs8: &[u8],
+    ) -> Result<CredentialResponse, AgentError> {
+        let csr = make_csr(new_pkcs8)?;
+        let csr_der = pem_body(&csr)?;
+        let current = SoftwareKey::from_pkcs8(current_pkcs8, "agent key")
+            .map_err(|e| AgentError::Key(e.to_string()))?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let wpt = jws::sign(
+            &current,
+            TYP_WPT,
+            &serde_json::json!({
+                "aud": self.credentials_url(agent),
+                "iat": now,
+                "exp": now + 60,
+                "jti": jws::random_jti(),
+                "wth": jws::hash_b64(wit.trim().as_bytes()),
+                "csr": jws::hash_b64(&csr_der),
+            }),
+        )
+        .map_err(|e| AgentError::Key(e.to_string()))?;
+        let req = CredentialRequest {
+            csr,
+            capabilities: None,
+            lifetime_secs: None,
+            evidence: None,
+        };
+        self.post(
+            agent,
+            &req,
+            &[
+                ("workload-identity-token", wit.trim().to_owned()),
+                ("workload-proof-token", wpt),
+            ],
+        )
+        .await
+    }
+}
+
+fn pem_body(pem: &str) -> Result<Vec<u8>, AgentError> {
+    accord_authority::csr::der_of(pem.as_bytes()).map_err(|e| AgentError::Key(e.to_string()))
+}
+
+/// The files of an agent's folder.
+#[derive(Debug, Clone)]
+pub struct AgentDir {
+    pub root: PathBuf,
+}
+
+impl AgentDir {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+    pub fn key(&self) -> PathBuf {
+        self.root.join("key.pk8")
+    }
+    pub fn cert(&self) -> PathBuf {
+        self.root.join("cert.pem")
+    }
+    pub fn chain(&self) -> PathBuf {
+        self.root.join("chain.pem")
+    }
+    pub fn wit(&self) -> PathBuf {
+        self.root.join("wit.jwt")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.root.join("agent.json")
+    }
+
+    pub fn read_key(&self) -> Result<Vec<u8>, AgentError> {
+        std::fs::read(self.key()).map_err(|e| file_err(&self.key(), e))
+    }
+
+    pub fn read_state(&self) -> Result<AgentState, AgentError> {
+        let b = std::fs::read(self.state()).map_err(|e| file_err(&self.state(), e))?;
+        serde_json::from_slice(&b).map_err(|e| file_err(&self.state(), e))
+    }
+
+    pub fn read_wit(&self) -> Result<String, AgentError> {
+        std::fs::read_to_string(self.wit()).map_err(|e| file_err(&self.wit(), e))
+    }
+
+    /// Stores a credential (and the key it is for, when new).
+    pub fn store(
+        &self,
+        url: &str,
+        key: Option<&[u8]>,
+        c: &CredentialResponse,
+    ) -> Result<AgentState, AgentError> {
+        std::fs::create_dir_all(&self.root).map_err(|e| file_err(&self.root, e))?;
+        if let Some(k) = key {
+            write_private(&self.key(), k)?;
+        }
+        write_public(&self.cert(), c.certificate.as_bytes())?;
+        write_public(&self.chain(), c.chain.as_bytes())?;
+        write_private(&self.wit(), c.wit.as_bytes())?;
+        let state = AgentState {
+            agent_id: c.agent_id,
+            spiffe_id: c.spiffe_id.to_string(),
+            serial: c.serial.to_string(),
+            not_before: c.not_before.to_string(),
+            not_after: c.not_after.to_string(),
+            capabilities: c.capabilities.clone(),
+            url: url.to_owned(),
+        };
+        write_public(
+            &self.state(),
+            &serde_json::to_vec_pretty(&state).map_err(|e| AgentError::Protocol(e.to_string()))?,
+        )?;
+        Ok(state)
+    }
+}
+
+/// Makes a key, enrolls it and stores everything in `dir`.
+pub async fn enroll_into(
+    client: &Client,
+    dir: &AgentDir,
+    agent: &AgentId,
+    enrollment_token: &str,
+    key_type: KeyType,
+    capabilities: Option<Vec<String>>,
+) -> Result<AgentState, AgentError> {
+    let key = generate_key(key_type)?;
+    let c = client
+        .enroll(agent, enrollment_token, &key, capabilities)
+        .await?;
+    dir.store(client.url(), Some(&key), &c)
+}
+
+/// Renews the credential in `dir`, with the same key or a new one.
+pub async fn renew_in(
+    client: &Client,
+    dir: &AgentDir,
+    new_key: Option<KeyType>,
+) -> Result<AgentState, AgentError> {
+    let state = dir.read_state()?;
+    let current = dir.read_key()?;
+    let wit = dir.read_wit()?;
+    let next = match new_key {
+        Some(t) => generate_key(t)?,
+        None => current.clone(),
+    };
+    let c = client.renew(&state.agent_id, &current, &wit, &next).await?;
+    dir.store(client.url(), new_key.map(|_| next.as_slice()), &c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use accord_authority::csr::{CsrPolicy, check};
+
+    /// The agent's requests pass the ACA's own check, for both key types.
+    #[test]
+    fn the_agents_csrs_pass_the_acas_check() {
+        for t in [KeyType::P256, KeyType::Ed25519] {
+            let key = generate_key(t).unwrap();
+            let csr = make_csr(&key).unwrap();
+            let checked = check(csr.as_bytes(), &CsrPolicy { allow_rsa: false }).unwrap();
+            let signer = SoftwareKey::from_pkcs8(&key, "k").unwrap();
+            use accord_authority::signer::SignerExt;
+            assert_eq!(checked.thumbprint, signer.jwk().1);
+        }
+    }
+
+    #[test]
+    fn files_are_private_where_they_must_be() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("k");
+        write_private(&p, b"secret").unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+}
