@@ -115,3 +115,61 @@ fn missing_referenced_files_are_reported() {
     let e = load(&write(t.path(), &b), &[]).unwrap_err();
     assert!(e.to_string().contains("services.nk"), "{e}");
 }
+
+#[test]
+fn the_authority_section_is_checked() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    std::fs::write(d.join("agent-ca.pem"), b"x").unwrap();
+    std::fs::write(d.join("token.pk8"), b"x").unwrap();
+    let section = |extra: &str| {
+        format!(
+            "{}[authority]\nca_key = \"pkcs11:token=accord;object=ca?pin-source=file:/run/pin\"\n\
+             ca_certificate = \"{}/agent-ca.pem\"\ntoken_key = \"file:{}/token.pk8\"\n\
+             public_url = \"https://aca.org-a.example:8443\"\n{extra}",
+            base(d),
+            d.display(),
+            d.display()
+        )
+    };
+    let c = load(&write(d, &section("")), &[]).unwrap();
+    let a = c.authority.unwrap();
+    assert_eq!(a.lifetime_secs, 3600);
+    assert!(matches!(a.ca_key, SecretRef::Pkcs11(_)));
+    assert_eq!(a.policy, "issuance");
+    for (extra, wanted) in [
+        ("lifetime_secs = 10\n", "lifetime_secs"),
+        ("extension_arc = \"1.3.x\"\n", "extension_arc"),
+        ("policy = \"Issuance.x\"\n", "authority.policy"),
+        ("rate_limit_per_minute = 0\n", "rate_limit_per_minute"),
+        ("crl_validity_secs = 5\n", "crl_validity_secs"),
+        ("surprise = 1\n", "surprise"),
+    ] {
+        let e = load(&write(d, &section(extra)), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(wanted), "{extra}: {e}");
+    }
+    // a secret in clear is refused, and so is a missing certificate
+    let e = load(&write(d, &section("").replace("file:", "")), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("secret"), "{e}");
+    std::fs::remove_file(d.join("agent-ca.pem")).unwrap();
+    let e = load(&write(d, &section("")), &[]).unwrap_err().to_string();
+    assert!(e.contains("ca_certificate"), "{e}");
+    // environment overrides reach the section
+    std::fs::write(d.join("agent-ca.pem"), b"x").unwrap();
+    let env = [(
+        "ACCORD_AUTHORITY__LIFETIME_SECS".to_owned(),
+        "600".to_owned(),
+    )];
+    assert_eq!(
+        load(&write(d, &section("")), &env)
+            .unwrap()
+            .authority
+            .unwrap()
+            .lifetime_secs,
+        600
+    );
+}
