@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration as StdDuration;
 
 use accord_events::catalogue::{
     AgentProvisioned, CheckKind, CheckOutcome, CheckRecord, CredentialRequested, IssuedCredential,
@@ -128,26 +127,18 @@ pub enum Presented {
     Renewal { wit: String, wpt: String },
 }
 
-/// The current CRL and the log position it reflects.
-#[derive(Debug, Clone)]
-pub struct CrlState {
-    pub crl: Arc<crate::crl::SignedCrl>,
-    /// The `credentials` read model's position when the CRL was last found current.
-    pub covers_seq: u64,
-}
-
 /// The Agent Credential Authority.
 pub struct Authority {
-    cfg: AuthorityConfig,
-    ca: Ca,
-    token_signer: Arc<dyn Signer>,
-    token_key: VerifyingKey,
-    pdp: accord_policy::Pdp,
-    exec: Executor<Agent>,
-    credentials: ProjectionHandle,
-    crl: tokio::sync::watch::Sender<Option<CrlState>>,
+    pub(crate) cfg: AuthorityConfig,
+    pub(crate) ca: Ca,
+    pub(crate) token_signer: Arc<dyn Signer>,
+    pub(crate) token_key: VerifyingKey,
+    pub(crate) pdp: accord_policy::Pdp,
+    pub(crate) exec: Executor<Agent>,
+    pub(crate) credentials: ProjectionHandle,
+    pub(crate) crl: tokio::sync::watch::Sender<Option<crate::crl::CrlState>>,
     /// `jti`s of proof tokens already used, until they expire.
-    seen_proofs: quick_cache::sync::Cache<String, i64>,
+    pub(crate) seen_proofs: quick_cache::sync::Cache<String, i64>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -673,105 +664,6 @@ impl Authority {
             serials,
             seq: out.version.stream_seq,
         })
-    }
-
-    /// The current CRL, once it reflects at least `min_seq` of the log (waiting up to
-    /// `within`).
-    pub async fn crl(&self, min_seq: u64, within: StdDuration) -> Option<CrlState> {
-        let mut rx = self.crl.subscribe();
-        let r = tokio::time::timeout(
-            within,
-            rx.wait_for(|c| c.as_ref().is_some_and(|c| c.covers_seq >= min_seq)),
-        )
-        .await;
-        match r {
-            Ok(Ok(c)) => c.clone(),
-            _ => None,
-        }
-    }
-
-    /// Keeps the CRL current: re-signed when a revocation reaches the `credentials` read model,
-    /// and before half its validity has passed.
-    pub async fn maintain_crl(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut progress = self.credentials.watch();
-        let mut last_revocation: Option<u64> = None;
-        loop {
-            let applied = progress.borrow_and_update().applied;
-            let ready = self.credentials.progress().ready;
-            if ready && let Err(e) = self.refresh_crl(applied, &mut last_revocation).await {
-                tracing::warn!(error = %e, "CRL not refreshed");
-            }
-            tokio::select! {
-                _ = progress.changed() => {}
-                _ = tokio::time::sleep(StdDuration::from_secs(60)) => {}
-                _ = stop.changed() => return,
-            }
-        }
-    }
-
-    async fn refresh_crl(
-        &self,
-        applied: u64,
-        last_revocation: &mut Option<u64>,
-    ) -> Result<(), String> {
-        let store = self.credentials.store();
-        let state = store
-            .get("credentials", "revocation_state", "crl")
-            .await
-            .map_err(|e| e.to_string())?;
-        let rev_seq = state
-            .as_ref()
-            .and_then(|s| s.get("last_seq"))
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        let now = OffsetDateTime::now_utc();
-        let current = self.crl.borrow().clone();
-        let stale = match &current {
-            None => true,
-            Some(c) => {
-                *last_revocation != Some(rev_seq)
-                    || now - c.crl.this_update > self.cfg.crl_validity / 2
-            }
-        };
-        if !stale {
-            self.crl.send_modify(|c| {
-                if let Some(c) = c {
-                    c.covers_seq = c.covers_seq.max(applied);
-                }
-            });
-            return Ok(());
-        }
-        let rows = store
-            .scan("credentials", "revocations")
-            .await
-            .map_err(|e| e.to_string())?;
-        let revoked: Vec<crate::crl::Revoked> = rows
-            .iter()
-            .filter_map(|(_, r)| {
-                Some(crate::crl::Revoked {
-                    serial: CredentialSerial::parse(r.get("serial")?.as_str()?).ok()?,
-                    reason: serde_json::from_value(r.get("reason")?.clone()).ok()?,
-                    revoked_at: Timestamp::parse(r.get("revoked_at")?.as_str()?).ok()?,
-                    not_after: r
-                        .get("not_after")
-                        .and_then(Value::as_str)
-                        .and_then(|t| Timestamp::parse(t).ok()),
-                })
-            })
-            .collect();
-        // the CRL number only grows: the read model's position (at least the last revocation)
-        let number = applied
-            .max(rev_seq)
-            .max(current.as_ref().map_or(0, |c| c.crl.seq + 1));
-        let signed = crate::crl::build(&self.ca, &revoked, number, now, self.cfg.crl_validity)
-            .map_err(|e| e.to_string())?;
-        tracing::info!(entries = signed.entries, number, "CRL signed");
-        *last_revocation = Some(rev_seq);
-        self.crl.send_replace(Some(CrlState {
-            crl: Arc::new(signed),
-            covers_seq: applied,
-        }));
-        Ok(())
     }
 }
 

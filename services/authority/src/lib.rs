@@ -16,4 +16,5 @@ pub mod profile;
 pub mod signer;
 pub mod validate;
 
+pub use crl::CrlState;
 pub use issue::{Authority, AuthorityConfig, IssueError, Presented};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 use cryptoki::object::AttributeInfo;
 
+use super::uri::{PinSource, read_pin_file, utf8};
 use super::*;
 use crate::signer::tests::signer_suite;
 
