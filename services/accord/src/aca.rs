@@ -115,10 +115,10 @@ fn aca_client(a: &AcaArgs, fallback_url: Option<&str>) -> anyhow::Result<Client>
     let url = match (&a.url, &dev) {
         (Some(u), _) => u.clone(),
         (None, Some(p)) => {
-            let s: dev::DevState = serde_json::from_slice(
-                &std::fs::read(p.state())
-                    .with_context(|| format!("{} is not an accord dev folder", p.root.display()))?,
-            )?;
+            let s: dev::DevState =
+                serde_json::from_slice(&std::fs::read(p.state()).with_context(|| {
+                    format!("{} is not an accord dev folder", p.root.display())
+                })?)?;
             format!("https://127.0.0.1:{}", s.http_port)
         }
         (None, None) => fallback_url
@@ -179,12 +179,10 @@ pub fn agent_command(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
                         "agent {} ({}); enrollment token {} until {}",
                         out["agent_id"].as_str().unwrap_or(""),
                         out["spiffe_id"].as_str().unwrap_or(""),
-                        token_out
-                            .as_ref()
-                            .map_or("not written (give --token-out)".to_owned(), |p| format!(
-                                "in {}",
-                                p.display()
-                            )),
+                        token_out.as_ref().map_or(
+                            "not written (give --token-out)".to_owned(),
+                            |p| format!("in {}", p.display())
+                        ),
                         out["enrollment_expires_at"].as_str().unwrap_or("")
                     );
                 }
