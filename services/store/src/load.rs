@@ -145,6 +145,17 @@ impl EventStore {
                 );
             }
             Some(_) => self.inner.cache.invalidate(kind, id),
+            // a new aggregate: compare-and-set on "nothing yet" succeeded, so what was just
+            // stored is its whole history (a writer's next command needs no round trip)
+            None if expected == Version::EMPTY => {
+                self.inner.cache.inner.insert(
+                    key,
+                    LoadedAggregate {
+                        events: Arc::new(stored.to_vec()),
+                        version,
+                    },
+                );
+            }
             None => {}
         }
     }

@@ -107,6 +107,46 @@ async fn an_unknown_aggregate_loads_empty() {
     assert_eq!(loaded.version, Version::EMPTY);
 }
 
+#[tokio::test]
+async fn a_new_aggregate_is_cached_by_its_first_append() {
+    let (_server, store) = fresh().await;
+    let (agent, id) = agent_aggregate();
+    let v = store
+        .append(
+            AggregateKind::Agent,
+            &id,
+            Version::EMPTY,
+            &meta(),
+            vec![provisioned(&agent, "x")],
+        )
+        .await
+        .unwrap()
+        .version;
+    // the writer's cache holds the whole history without asking the server
+    let (cached, fresh_read) = store.load_cached(AggregateKind::Agent, &id).await.unwrap();
+    assert!(!fresh_read);
+    assert_eq!(cached.version, v);
+    assert_eq!(cached.events.len(), 1);
+    // and it is the history the server has
+    store.clear_cache();
+    let loaded = store.load(AggregateKind::Agent, &id).await.unwrap();
+    assert_eq!(loaded.version, cached.version);
+    assert_eq!(loaded.events[0].envelope.id, cached.events[0].envelope.id);
+    // a second writer that lost the race to create it does not poison the cache
+    let lost = store
+        .append(
+            AggregateKind::Agent,
+            &id,
+            Version::EMPTY,
+            &meta(),
+            vec![provisioned(&agent, "y")],
+        )
+        .await;
+    assert!(lost.is_err());
+    let (again, _) = store.load_cached(AggregateKind::Agent, &id).await.unwrap();
+    assert_eq!(again.version, v);
+}
+
 fn token(i: usize) -> Event {
     let t = Timestamp::now();
     Event::TokenIssued(TokenIssued {
