@@ -274,20 +274,34 @@ impl Authority {
         let csr = csr::check(req.csr.as_bytes(), &self.cfg.csr)?;
 
         // 2. the agent, and what entitles the caller (initial trust): the enrollment token,
-        //    or a live credential with a proof by its key
-        let ctx = self
-            .exec
-            .store()
-            .load_context(&aggregate_id(agent_id))
-            .await
-            .map_err(|e| IssueError::Unavailable(e.to_string()))?;
-        let agent = ctx.aggregate;
-        let provisioned = agent
-            .provisioned()
-            .map_err(|_| IssueError::UnknownAgent)?
-            .clone();
-        let (grant, actor) =
-            self.check_grant(&agent, &provisioned.spiffe_id, &presented, &csr, agent_id)?;
+        //    or a live credential with a proof by its key. Optimistic, as the executor is: the
+        //    writer's cached history decides a grant, since the append below is made against
+        //    that history's version and compare-and-set refuses it if anything happened since
+        //    (a revocation elsewhere, say; the executor then re-reads and the aggregate refuses);
+        //    a refusal is only final on a history just read from the server.
+        let store = self.exec.store();
+        let id = aggregate_id(agent_id);
+        let unavailable = |e: accord_store::StoreError| IssueError::Unavailable(e.to_string());
+        let (mut ctx, mut fresh) = store.load_context_cached(&id).await.map_err(unavailable)?;
+        let (provisioned, grant, actor) = loop {
+            let granted = ctx
+                .aggregate
+                .provisioned()
+                .map_err(|_| IssueError::UnknownAgent)
+                .and_then(|p| {
+                    let (grant, actor) =
+                        self.check_grant(&ctx.aggregate, &p.spiffe_id, &presented, &csr, agent_id)?;
+                    Ok((p.clone(), grant, actor))
+                });
+            match granted {
+                Ok(g) => break g,
+                Err(_) if !fresh => {
+                    ctx = store.load_context(&id).await.map_err(unavailable)?;
+                    fresh = true;
+                }
+                Err(e) => return Err(e),
+            }
+        };
 
         // 3. the issuance policy (default deny): which checks this domain requires, which
         //    capabilities the credential may carry, how long it may live
