@@ -264,3 +264,142 @@ pub async fn write_agents(store: &EventStore, agents: usize, per: usize) -> u64 
     }
     last
 }
+
+impl Dev {
+    /// Starts `accord dev --json` as [`Dev::start`] does, but keeps its whole stdout in
+    /// `<dir>.stdout.log` (returned with it) instead of a pipe read for the first line only:
+    /// for tests that look at everything the process printed.
+    pub fn start_logged(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Self, PathBuf) {
+        let stdout_log = dir.with_extension("stdout.log");
+        let stderr_log = dir.with_extension("stderr.log");
+        let mut cmd = accord();
+        cmd.args(["dev", "--json", "--data-dir"])
+            .arg(dir)
+            .args(args)
+            .stdout(std::fs::File::create(&stdout_log).unwrap())
+            .stderr(std::fs::File::create(&stderr_log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let line = loop {
+            let out = std::fs::read_to_string(&stdout_log).unwrap_or_default();
+            if let Some((line, _)) = out.split_once('\n') {
+                break line.to_owned();
+            }
+            let exited = child.try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "accord dev printed no endpoints ({exited:?}): {}",
+                std::fs::read_to_string(&stderr_log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let endpoints: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let dev = Self {
+            dir: dir.to_path_buf(),
+            child: Some(child),
+            endpoints,
+            stderr_log,
+        };
+        (dev, stdout_log)
+    }
+}
+
+/// The strings that betray a secret wherever it lands: the secret itself (when text), its hex
+/// (both cases), and its base64 (standard and URL alphabets) at each of the three alignments
+/// it can have inside a longer base64 text. Invariant I7 scans look for all of them.
+pub fn secret_needles(secret: &[u8]) -> Vec<String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    assert!(
+        secret.len() >= 12,
+        "too short to scan for without false alarms"
+    );
+    let mut out = Vec::new();
+    if let Ok(t) = std::str::from_utf8(secret) {
+        out.push(t.to_owned());
+    }
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    out.push(hex.to_ascii_uppercase());
+    out.push(hex);
+    for shift in 0..3 {
+        let rest = &secret[shift..];
+        // whole 3-byte groups only: their base64 is the same wherever the blob starts
+        let core = &rest[..rest.len() / 3 * 3];
+        out.push(STANDARD_NO_PAD.encode(core));
+        out.push(URL_SAFE_NO_PAD.encode(core));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The needles of a private key (PKCS#8 or SEC1 DER): those of the whole key, those of its
+/// private scalar (also as `openssl -text` prints it), and each PEM line that encodes a byte of
+/// the scalar. Panics when no scalar is found, so that a key the scan does not understand
+/// cannot pass unnoticed.
+pub fn key_needles(der: &[u8]) -> Vec<String> {
+    // ECPrivateKey: INTEGER 1, OCTET STRING (32); PKCS#8 Ed25519: OCTET STRING { OCTET STRING (32) }
+    let at = der
+        .windows(5)
+        .position(|w| w == [0x02, 0x01, 0x01, 0x04, 0x20])
+        .map(|p| p + 5)
+        .or_else(|| {
+            der.windows(4)
+                .position(|w| w == [0x04, 0x22, 0x04, 0x20])
+                .map(|p| p + 4)
+        })
+        .expect("a P-256 or Ed25519 private key");
+    let scalar = &der[at..at + 32];
+    let mut out = secret_needles(der);
+    out.extend(secret_needles(scalar));
+    out.push(
+        scalar
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    );
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    for (i, line) in b64.as_bytes().chunks(64).enumerate() {
+        let (from, to) = (i * 48, i * 48 + 48);
+        if from < at + 32 && at < to {
+            out.push(String::from_utf8(line.to_vec()).unwrap());
+        }
+    }
+    out
+}
+
+/// The DER inside a PEM text.
+pub fn pem_der(pem: &str) -> Vec<u8> {
+    use base64::Engine;
+    let body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::trim)
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
+
+/// Every (secret name, needle, place) where a needle of a secret occurs in a named text.
+pub fn secrets_found<'a>(
+    secrets: &'a [(String, Vec<String>)],
+    texts: &'a [(String, String)],
+) -> Vec<(&'a str, &'a str, &'a str)> {
+    let mut found = Vec::new();
+    for (name, needles) in secrets {
+        for n in needles {
+            for (place, text) in texts {
+                if text.contains(n.as_str()) {
+                    found.push((name.as_str(), n.as_str(), place.as_str()));
+                }
+            }
+        }
+    }
+    found
+}
