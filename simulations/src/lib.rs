@@ -33,6 +33,10 @@ impl Latency {
     pub fn p(&self, q: f64) -> Duration {
         Duration::from_nanos(self.0.value_at_quantile(q))
     }
+    /// Adds another histogram's samples to this one.
+    pub fn merge(&mut self, other: &Latency) {
+        let _ = self.0.add(&other.0);
+    }
     pub fn count(&self) -> u64 {
         self.0.len()
     }

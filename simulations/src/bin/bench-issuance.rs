@@ -1,0 +1,431 @@
+//! Benchmark of the Agent Credential Authority: end-to-end issuance over HTTPS with keep-alive
+//! against a running `accord dev` (CSR check, initial trust, issuance policy, signing,
+//! re-validation, WIT, the events acknowledged by JetStream), in credentials per second; beside
+//! the raw cryptography of the same issuances measured in the same run on the same keys (verify
+//! the request's signature, sign the certificate, verify it, sign the WIT). Once with the keys
+//! in files, once with them in a SoftHSM2 token.
+//!
+//! `cargo build --release -p accord && cargo run --release -p accord-simulations --bin bench-issuance`
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use accord_authority::signer::{Signer, SoftwareKey};
+use accord_simulations::{Latency, Row, fmt_dur, fmt_rate, print_table, rate};
+use anyhow::{Context, anyhow, bail};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P256_SHA256_FIXED, EcdsaKeyPair,
+    KeyPair, UnparsedPublicKey,
+};
+use clap::Parser;
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+struct Args {
+    /// Credentials issued in each timed run.
+    #[arg(long, default_value_t = 2_000)]
+    credentials: usize,
+    /// Concurrent requests (each on its own keep-alive connection).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Seconds of each raw-cryptography baseline run.
+    #[arg(long, default_value_t = 3)]
+    seconds: u64,
+    /// Skip the SoftHSM2 run.
+    #[arg(long)]
+    no_hsm: bool,
+    /// The `accord` binary (default: beside this one, as `cargo build --release -p accord`
+    /// leaves it).
+    #[arg(long)]
+    accord: Option<PathBuf>,
+}
+
+/// A running `accord dev` in a folder of its own; stopped (SIGTERM) when dropped.
+struct Domain {
+    child: Option<Child>,
+    url: String,
+    http: reqwest::Client,
+    admin: String,
+    /// The SoftHSM2 token to delete afterwards.
+    hsm_token: Option<String>,
+}
+
+impl Domain {
+    async fn start(accord: &Path, dir: &Path, hsm: bool, conns: usize) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(accord);
+        cmd.args(["dev", "--json", "--data-dir"]).arg(dir);
+        let mut hsm_token = None;
+        if hsm {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos();
+            let domain = format!("bench{:010x}", nanos & 0xff_ffff_ffff);
+            hsm_token = Some(format!("accord-{domain}"));
+            cmd.args(["--hsm", "--domain", &domain]);
+        }
+        // the per-client limit would stop a load generator on one address
+        cmd.env("ACCORD_AUTHORITY__RATE_LIMIT_PER_MINUTE", "100000000")
+            .env("ACCORD_TOOLS_DIR", accord_testkit::tools_dir())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.with_extension("stderr.log"))?);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("{}", accord.display()))?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let mut d = Self {
+            child: Some(child),
+            url: String::new(),
+            http: reqwest::Client::new(),
+            admin: String::new(),
+            hsm_token,
+        };
+        if line.is_empty() {
+            let log = std::fs::read_to_string(dir.with_extension("stderr.log"))?;
+            bail!("accord dev printed no endpoints: {log}");
+        }
+        let endpoints: Value = serde_json::from_str(&line)?;
+        d.url = endpoints["http_url"]
+            .as_str()
+            .context("no http_url")?
+            .to_owned();
+        let pem = std::fs::read(dir.join("tls/ca.pem"))?;
+        d.http = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem)?])
+            .pool_max_idle_per_host(conns)
+            .build()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = d.http.get(format!("{}/readyz", d.url)).send().await;
+            if r.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("accord dev not ready in 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        d.admin = std::fs::read_to_string(dir.join("http/admin.token"))?
+            .trim()
+            .to_owned();
+        Ok(d)
+    }
+
+    /// Provisions `n` agents, `conns` at a time: (credentials URL, enrollment token).
+    async fn provision(&self, n: usize, conns: usize) -> anyhow::Result<Vec<(String, String)>> {
+        use futures::StreamExt;
+        let one = |i: usize| async move {
+            let body = json!({"name": format!("bench-{i}"), "capabilities": ["travel.book"]});
+            let r = self
+                .http
+                .post(format!("{}/v1/agents", self.url))
+                .bearer_auth(&self.admin)
+                .json(&body)
+                .send()
+                .await?;
+            let status = r.status();
+            let v: Value = r.json().await?;
+            if status.as_u16() != 201 {
+                bail!("provisioning answered {status}: {v}");
+            }
+            let url = v["credentials_url"].as_str().context("credentials_url")?;
+            let token = v["enrollment_token"].as_str().context("token")?;
+            Ok((url.to_owned(), token.to_owned()))
+        };
+        futures::stream::iter(0..n)
+            .map(one)
+            .buffer_unordered(conns)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Enrolls every agent with its request, `conns` at a time: the elapsed time and each
+    /// request's latency.
+    async fn enroll_all(
+        &self,
+        agents: Arc<Vec<(String, String, String)>>,
+        conns: usize,
+    ) -> anyhow::Result<(Duration, Latency)> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let start = Instant::now();
+        let workers: Vec<_> = (0..conns)
+            .map(|_| {
+                let (agents, next, http) = (agents.clone(), next.clone(), self.http.clone());
+                tokio::spawn(async move {
+                    let mut lat = Latency::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((url, token, csr)) = agents.get(i) else {
+                            return Ok::<_, anyhow::Error>(lat);
+                        };
+                        let t = Instant::now();
+                        let r = http
+                            .post(url)
+                            .bearer_auth(token)
+                            .json(&json!({ "csr": csr }))
+                            .send()
+                            .await?;
+                        let status = r.status();
+                        let body = r.bytes().await?;
+                        lat.since(t);
+                        if status.as_u16() != 201 {
+                            bail!(
+                                "enrollment answered {status}: {}",
+                                String::from_utf8_lossy(&body)
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut all = Latency::new();
+        for w in workers {
+            let lat = w.await??;
+            all.merge(&lat);
+        }
+        Ok((start.elapsed(), all))
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(label) = &self.hsm_token {
+            let _lock = accord_authority::pkcs11::token_lock();
+            let _ = Command::new("softhsm2-util")
+                .args(["--delete-token", "--token", label])
+                .output();
+        }
+    }
+}
+
+/// The raw cryptography of one issuance, on the domain's own signers: verify the agent's
+/// request signature, sign the certificate, verify the certificate's signature, sign the WIT.
+struct Raw {
+    ca: Arc<dyn Signer>,
+    token: Arc<dyn Signer>,
+    /// Agent keys' public points and a signature each over a request-sized message.
+    requests: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+const CSR_TBS: usize = 150;
+const CERT_TBS: usize = 560;
+const WIT_INPUT: usize = 640;
+
+impl Raw {
+    fn new(ca: Arc<dyn Signer>, token: Arc<dyn Signer>) -> anyhow::Result<Self> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let mut requests = Vec::new();
+        for _ in 0..64 {
+            let pk8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng)
+                .map_err(|_| anyhow!("agent key"))?;
+            let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pk8.as_ref())
+                .map_err(|_| anyhow!("agent key"))?;
+            let sig = key
+                .sign(&rng, &[7u8; CSR_TBS])
+                .map_err(|_| anyhow!("agent signature"))?;
+            requests.push((key.public_key().as_ref().to_vec(), sig.as_ref().to_vec()));
+        }
+        Ok(Self {
+            ca,
+            token,
+            requests,
+        })
+    }
+
+    fn one(&self, i: usize) -> anyhow::Result<()> {
+        let (agent, sig) = &self.requests[i % self.requests.len()];
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, agent)
+            .verify(&[7u8; CSR_TBS], sig)
+            .map_err(|_| anyhow!("request signature"))?;
+        let tbs = [i as u8; CERT_TBS];
+        let cert_sig = self.ca.sign_raw(&tbs)?;
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.ca.public_key())
+            .verify(&tbs, &cert_sig)
+            .map_err(|_| anyhow!("certificate signature"))?;
+        std::hint::black_box(self.token.sign_raw(&[i as u8; WIT_INPUT])?);
+        Ok(())
+    }
+
+    /// Issuances per second on `threads` threads for `secs`, and one thread's latency.
+    fn measure(self: &Arc<Self>, threads: usize, secs: u64) -> anyhow::Result<(f64, Latency)> {
+        let mut lat = Latency::new();
+        for i in 0..2_000 {
+            let t = Instant::now();
+            self.one(i)?;
+            lat.since(t);
+        }
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let start = Instant::now();
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let raw = self.clone();
+                std::thread::spawn(move || -> anyhow::Result<u64> {
+                    let mut n = 0u64;
+                    while Instant::now() < deadline {
+                        raw.one(n as usize)?;
+                        n += 1;
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for h in handles {
+            total += h.join().map_err(|_| anyhow!("baseline thread"))??;
+        }
+        Ok((rate(total, start.elapsed()), lat))
+    }
+}
+
+struct Run {
+    label: &'static str,
+    rate: f64,
+    latency: Latency,
+    raw_rate: f64,
+    raw_latency: Latency,
+    backend: String,
+}
+
+async fn run(args: &Args, accord: &Path, hsm: bool) -> anyhow::Result<Run> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("domain");
+    let conns = args.concurrency;
+    let mut d = Domain::start(accord, &dir, hsm, conns).await?;
+    let warm = (args.credentials / 10).max(conns);
+    let label = if hsm { "SoftHSM2" } else { "software" };
+    eprintln!(
+        "bench-issuance: {label}: provisioning {} agents, making their keys and requests",
+        args.credentials + warm
+    );
+    let provisioned = d.provision(args.credentials + warm, conns).await?;
+    let mut agents = Vec::with_capacity(provisioned.len());
+    for (url, token) in provisioned {
+        let key = accord_agent::generate_key(accord_agent::KeyType::P256)?;
+        agents.push((url, token, accord_agent::make_csr(&key)?));
+    }
+    let timed = agents.split_off(warm);
+    d.enroll_all(Arc::new(agents), conns).await?;
+    eprintln!(
+        "bench-issuance: {label}: enrolling {} agents, {conns} at a time",
+        timed.len()
+    );
+    let (elapsed, latency) = d.enroll_all(Arc::new(timed), conns).await?;
+    let rate = rate(args.credentials as u64, elapsed);
+    d.stop();
+
+    // the same keys, opened as the domain opens them
+    let (ca, token): (Arc<dyn Signer>, Arc<dyn Signer>) = if hsm {
+        let pin = dir.join("authority/hsm.pin");
+        let label = d.hsm_token.clone().context("token")?;
+        let uri = |object: &str| {
+            format!(
+                "pkcs11:token={label};object={object}?pin-source=file:{}",
+                pin.display()
+            )
+        };
+        (
+            Arc::new(accord_authority::pkcs11::Pkcs11Signer::open(&uri("ca"))?),
+            Arc::new(accord_authority::pkcs11::Pkcs11Signer::open(&uri("token"))?),
+        )
+    } else {
+        (
+            Arc::new(SoftwareKey::open(&dir.join("authority/ca.pk8"))?),
+            Arc::new(SoftwareKey::open(&dir.join("authority/token.pk8"))?),
+        )
+    };
+    // the kind of backend, not the folder or the PIN source
+    let backend = ca
+        .backend()
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let raw = Arc::new(Raw::new(ca, token)?);
+    let (raw_rate, raw_latency) = raw.measure(2, args.seconds)?;
+    drop(raw);
+    drop(d);
+    Ok(Run {
+        label,
+        rate,
+        latency,
+        raw_rate,
+        raw_latency,
+        backend,
+    })
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let accord = match &args.accord {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no folder")?
+            .join("accord"),
+    };
+    if !accord.exists() {
+        bail!(
+            "{} not found: `cargo build --release -p accord` first, or --accord PATH",
+            accord.display()
+        );
+    }
+    let mut runs = vec![run(&args, &accord, false).await?];
+    if !args.no_hsm {
+        runs.push(run(&args, &accord, true).await?);
+    }
+    let mut rows = Vec::new();
+    for r in &runs {
+        rows.push(Row {
+            name: format!(
+                "issuance over HTTPS, {} concurrent keep-alive clients, keys: {} ({})",
+                args.concurrency, r.label, r.backend
+            ),
+            value: format!(
+                "{} (p50 {} / p99 {})",
+                fmt_rate(r.rate),
+                fmt_dur(r.latency.p(0.5)),
+                fmt_dur(r.latency.p(0.99))
+            ),
+            baseline: format!(
+                "raw crypto of an issuance (verify + sign + verify + sign), 2 threads: {} \
+                 (one: p50 {})",
+                fmt_rate(r.raw_rate),
+                fmt_dur(r.raw_latency.p(0.5))
+            ),
+            ratio: format!("{:.2}", r.rate / r.raw_rate),
+            goal: if r.label == "software" {
+                ">= 1,000/s".into()
+            } else {
+                String::new()
+            },
+        });
+    }
+    print_table(&rows);
+    Ok(())
+}
