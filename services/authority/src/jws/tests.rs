@@ -185,3 +185,15 @@ fn deep_or_duplicate_json_is_refused() {
     assert!(parse_object(br#"[1]"#).is_err());
     assert!(parse_object(br#"{"a":{"b":[1,{"c":null}]}}"#).is_ok());
 }
+
+/// Found by the `jws_verify` fuzz target: a 33-digit number parsed, written back and parsed
+/// again must be the same number (serde_json's `float_roundtrip`), or a verifier and a signer
+/// could read different claims from the same text.
+#[test]
+fn numbers_survive_a_round_trip() {
+    let text = br#"{"":277777777777777777777777777777777,"b":2.7777777777777778e32,"c":0.1}"#;
+    let m = parse_object(text).unwrap();
+    let again = parse_object(&serde_json::to_vec(&m).unwrap()).unwrap();
+    assert_eq!(m, again);
+    assert_eq!(m["b"].as_f64(), Some(2.777_777_777_777_777_8e32));
+}
