@@ -60,3 +60,23 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Asks a child process to shut down as Ctrl-C would (SIGTERM) and waits up to `within` for
+/// it; kills it after that. Its exit status, when there is one.
+pub fn terminate(
+    c: &mut std::process::Child,
+    within: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let _ = Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(s)) = c.try_wait() {
+            return Some(s);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    c.wait().ok()
+}

@@ -113,18 +113,7 @@ impl Dev {
     /// SIGTERM, as Ctrl-C would; waits for the exit.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         let mut c = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(s)) = c.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = c.kill();
-        c.wait().ok()
+        accord_testkit::terminate(&mut c, Duration::from_secs(20))
     }
 
     /// Waits for the process to end by itself (a fault hook killed it).
