@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::cli::{AcaArgs, AgentCommand, CsrCommand, RevokeArgs};
 use crate::commands::{HttpTarget, http_target, read_text, tokio, usage};
-use crate::dev::{self, DevPaths};
+use crate::dev::DevPaths;
 
 /// `accord csr check FILE`: exactly the checks of enrollment; exit 0 only for an acceptable
 /// request, 1 for a refused one.
@@ -114,13 +114,7 @@ fn aca_client(a: &AcaArgs, fallback_url: Option<&str>) -> anyhow::Result<Client>
     let dev = a.data_dir.as_ref().map(|d| DevPaths::new(d));
     let url = match (&a.url, &dev) {
         (Some(u), _) => u.clone(),
-        (None, Some(p)) => {
-            let s: dev::DevState =
-                serde_json::from_slice(&std::fs::read(p.state()).with_context(|| {
-                    format!("{} is not an accord dev folder", p.root.display())
-                })?)?;
-            format!("https://127.0.0.1:{}", s.http_port)
-        }
+        (None, Some(p)) => format!("https://127.0.0.1:{}", p.read_state()?.http_port),
         (None, None) => fallback_url
             .map(str::to_owned)
             .ok_or_else(|| usage("give --url (or --data-dir of a dev domain)"))?,

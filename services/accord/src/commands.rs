@@ -285,13 +285,7 @@ struct NatsTarget {
 
 fn nats_target(a: &NatsArgs) -> anyhow::Result<NatsTarget> {
     let dev = a.data_dir.as_ref().map(|d| DevPaths::new(d));
-    let state: Option<dev::DevState> = match &dev {
-        Some(p) => Some(serde_json::from_slice(
-            &std::fs::read(p.state())
-                .with_context(|| format!("{} is not an accord dev folder", p.root.display()))?,
-        )?),
-        None => None,
-    };
+    let state = dev.as_ref().map(DevPaths::read_state).transpose()?;
     let url = a
         .nats_url
         .clone()
@@ -381,13 +375,7 @@ pub(crate) struct HttpTarget {
 
 pub(crate) fn http_target(a: &HttpArgs) -> anyhow::Result<HttpTarget> {
     let dev = a.data_dir.as_ref().map(|d| DevPaths::new(d));
-    let state: Option<dev::DevState> = match &dev {
-        Some(p) => Some(serde_json::from_slice(
-            &std::fs::read(p.state())
-                .with_context(|| format!("{} is not an accord dev folder", p.root.display()))?,
-        )?),
-        None => None,
-    };
+    let state = dev.as_ref().map(DevPaths::read_state).transpose()?;
     let url = a
         .url
         .clone()

@@ -60,6 +60,13 @@ impl DevPaths {
     pub fn state(&self) -> PathBuf {
         self.root.join("dev.json")
     }
+    /// The domain's `dev.json`, for commands pointed at this folder.
+    pub fn read_state(&self) -> anyhow::Result<DevState> {
+        let bytes = std::fs::read(self.state())
+            .with_context(|| format!("{} is not an accord dev folder", self.root.display()))?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("reading {}", self.state().display()))
+    }
     pub fn config(&self) -> PathBuf {
         self.root.join("accord.toml")
     }

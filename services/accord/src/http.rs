@@ -226,13 +226,12 @@ struct MinSeq {
     wait_ms: Option<u64>,
 }
 
-/// A digest of the projection's whole state: equal digests, equal read models.
-async fn digest(
-    State(rt): Rt,
-    Path(name): Path<String>,
-    q: Result<Query<MinSeq>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, Problem> {
-    let Query(q) = q.map_err(|e| {
+/// A well-formed query, or a 400 `bad-query` problem.
+fn query<T>(
+    rt: &Runtime,
+    q: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<Query<T>, Problem> {
+    q.map_err(|e| {
         rt.metrics.reject("http", "bad-query");
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -240,19 +239,38 @@ async fn digest(
             "Malformed query",
             e.body_text(),
         )
+    })
+}
+
+/// Waits (at most `wait_ms`, default 2 s, capped at [`MAX_WAIT`]) for the projection to
+/// reach `min_seq`; a 409 `not-yet` problem when it does not.
+async fn reach(
+    h: &accord_store::projection::runner::ProjectionHandle,
+    min_seq: Option<u64>,
+    wait_ms: Option<u64>,
+) -> Result<(), Problem> {
+    let Some(seq) = min_seq else { return Ok(()) };
+    let wait = Duration::from_millis(wait_ms.unwrap_or(2000)).min(MAX_WAIT);
+    h.wait_for(seq, wait).await.map_err(|e| {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "not-yet",
+            "The projection has not reached that sequence",
+            e.to_string(),
+        )
     })?;
+    Ok(())
+}
+
+/// A digest of the projection's whole state: equal digests, equal read models.
+async fn digest(
+    State(rt): Rt,
+    Path(name): Path<String>,
+    q: Result<Query<MinSeq>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, Problem> {
+    let Query(q) = query(&rt, q)?;
     let h = find(&rt, &name)?;
-    if let Some(seq) = q.min_seq {
-        let wait = Duration::from_millis(q.wait_ms.unwrap_or(2000)).min(MAX_WAIT);
-        h.wait_for(seq, wait).await.map_err(|e| {
-            Problem::new(
-                StatusCode::CONFLICT,
-                "not-yet",
-                "The projection has not reached that sequence",
-                e.to_string(),
-            )
-        })?;
-    }
+    reach(h, q.min_seq, q.wait_ms).await?;
     let p = h.progress();
     let dump = h
         .store()
@@ -293,27 +311,9 @@ async fn table(
     Path((name, table)): Path<(String, String)>,
     q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    let Query(q) = q.map_err(|e| {
-        rt.metrics.reject("http", "bad-query");
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad-query",
-            "Malformed query",
-            e.body_text(),
-        )
-    })?;
+    let Query(q) = query(&rt, q)?;
     let h = find(&rt, &name)?;
-    if let Some(seq) = q.min_seq {
-        let wait = Duration::from_millis(q.wait_ms.unwrap_or(2000)).min(MAX_WAIT);
-        h.wait_for(seq, wait).await.map_err(|e| {
-            Problem::new(
-                StatusCode::CONFLICT,
-                "not-yet",
-                "The projection has not reached that sequence",
-                e.to_string(),
-            )
-        })?;
-    }
+    reach(h, q.min_seq, q.wait_ms).await?;
     let applied = h.progress().applied;
     let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
     let rows = h
