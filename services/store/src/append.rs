@@ -387,7 +387,8 @@ impl EventStore {
         }
     }
 
-    fn stored(m: crate::RawMessage) -> Result<StoredEvent, StoreError> {
+    /// A stored message decoded as an event (parsed, its signature not checked).
+    pub(crate) fn stored(m: crate::RawMessage) -> Result<StoredEvent, StoreError> {
         let parsed = parse_unverified(&m.payload).map_err(|e| StoreError::Corrupt {
             seq: m.seq,
             detail: e.to_string(),

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use accord_events::signing::parse_unverified;
 use accord_events::subject::aggregate_filter;
 use accord_events::{AggregateId, AggregateKind, CommandId};
 use quick_cache::Weighter;
@@ -77,19 +76,7 @@ impl EventStore {
         let mut events = Vec::with_capacity(cached.events.len() + fresh.len());
         events.extend(cached.events.iter().cloned());
         for m in fresh {
-            let parsed = parse_unverified(&m.payload).map_err(|e| StoreError::Corrupt {
-                seq: m.seq,
-                detail: e.to_string(),
-            })?;
-            let event = parsed.envelope.decode().map_err(|e| StoreError::Corrupt {
-                seq: m.seq,
-                detail: e.to_string(),
-            })?;
-            events.push(StoredEvent {
-                stream_seq: m.seq,
-                envelope: parsed.envelope,
-                event,
-            });
+            events.push(Self::stored(m)?);
         }
         let version = events
             .last()
