@@ -209,6 +209,34 @@ pub fn event(name: &str) -> Option<Event> {
             reason: "migrated".into(),
         }
         .into(),
+        "AibomDenyListSet" => AibomDenyListSet {
+            entries: vec![
+                AibomDenyEntry {
+                    id: "poisoned-dataset-7".into(),
+                    matcher: AibomMatcher::Hash {
+                        alg: "SHA-256".into(),
+                        content: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                            .into(),
+                    },
+                    reason: "training data poisoned".into(),
+                },
+                AibomDenyEntry {
+                    id: "cve-2026-1234".into(),
+                    matcher: AibomMatcher::Purl {
+                        purl: "pkg:pypi/langtool".into(),
+                        vers: Some("vers:semver/>=1.2.0|<1.4.0".into()),
+                    },
+                    reason: "remote code execution".into(),
+                },
+            ],
+        }
+        .into(),
+        "EnvironmentCertificateRevoked" => EnvironmentCertificateRevoked {
+            anchor_id: mat("acme-devices"),
+            fingerprint: digest("idevid"),
+            reason: "device reported stolen".into(),
+        }
+        .into(),
         "AgentProvisioned" => AgentProvisioned {
             agent_id: agent_id(),
             spiffe_id: spiffe(),
@@ -268,6 +296,11 @@ pub fn event(name: &str) -> Option<Event> {
         "OwnerUnbound" => OwnerUnbound {
             owner: owner(),
             reason: "owner left the organization".into(),
+        }
+        .into(),
+        "CompromiseReported" => CompromiseReported {
+            reported_by: "spiffe://org-a.example/operator/alice".into(),
+            details: "agent key found in a public repository".into(),
         }
         .into(),
         "AgentRegistered" => AgentRegistered {

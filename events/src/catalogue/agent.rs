@@ -272,3 +272,13 @@ pub struct OwnerUnbound {
     pub owner: Owner,
     pub reason: String,
 }
+
+/// Someone reported the agent's key or environment compromised; every live credential of the
+/// agent is revoked by the `CredentialRevoked` appended with it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompromiseReported {
+    /// Who reported it (an operator's subject, or the agent itself).
+    pub reported_by: String,
+    pub details: String,
+}

@@ -96,3 +96,50 @@ pub struct IdentityProviderRemoved {
     pub idp_id: MaterialId,
     pub reason: String,
 }
+
+/// How an AIBOM deny-list entry matches a component of a CycloneDX document.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AibomMatcher {
+    /// A component (model weights, dataset file, package) whose `hashes` list this digest.
+    /// `alg` is a CycloneDX hash algorithm name (`SHA-256`, ...), `content` lowercase hex.
+    Hash { alg: String, content: String },
+    /// A package URL without version (`pkg:huggingface/acme/model-x`), matched on type,
+    /// namespace and name; `vers` is a purl version range (`vers:semver/>=1.2.0|<1.4.0`) or
+    /// absent for every version. A component whose version cannot be compared under the
+    /// range's scheme fails the check (closed).
+    Purl {
+        purl: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vers: Option<String>,
+    },
+}
+
+/// One entry of the domain's AIBOM deny-list.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AibomDenyEntry {
+    /// A short name for reports (`cve-2026-1234`, `poisoned-dataset-7`).
+    pub id: String,
+    #[serde(rename = "match")]
+    pub matcher: AibomMatcher,
+    pub reason: String,
+}
+
+/// The domain's AIBOM deny-list was replaced by this one (the whole list: the last event
+/// wins, so a replay gives the list in force at any sequence).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AibomDenyListSet {
+    pub entries: Vec<AibomDenyEntry>,
+}
+
+/// An environment identity certificate (or an intermediate) under a manufacturer CA is no
+/// longer trusted, named by the SHA-256 of its DER.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentCertificateRevoked {
+    pub anchor_id: MaterialId,
+    pub fingerprint: Digest,
+    pub reason: String,
+}
