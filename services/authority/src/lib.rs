@@ -8,6 +8,7 @@ pub mod ca;
 pub mod crl;
 pub mod csr;
 pub mod der;
+pub mod evidence;
 pub mod http;
 pub mod issue;
 pub mod jws;
