@@ -4,10 +4,16 @@
 //! the algorithm comes from the key, never from the header; `typ` is compared exactly; only
 //! `alg`, `typ` and `kid` may appear in the header; duplicate members, padding, non-canonical
 //! base64url, JSON serialization and oversized tokens are refused.
+//!
+//! Keys are ES256 (P-256), EdDSA (Ed25519) and, for tokens from outside issuers such as OIDC
+//! ID tokens, RS256 (RSA of 2048 to 8192 bits). Tokens of the ACA's own kinds are typed
+//! (`verify`); ID tokens are not, and go through [`verify_jwt`], which accepts only a missing
+//! `typ` or `JWT`.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use accord_events::KeyId;
 use accord_events::common::PublicJwk;
 use aws_lc_rs::signature::{self, UnparsedPublicKey};
 use base64::Engine;
@@ -28,6 +34,9 @@ pub const TYP_WIT: &str = "wit+jwt";
 pub const TYP_WPT: &str = "wpt+jwt";
 /// `typ` of the ACA's enrollment tokens (one-time bootstrap credentials).
 pub const TYP_ENROLLMENT: &str = "accord-enroll+jwt";
+
+/// Smallest and largest RSA modulus accepted, bits.
+pub const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwsError {
@@ -98,13 +107,13 @@ impl VerifyingKey {
         }
     }
 
-    /// The key of a public JWK (EC P-256 → ES256, OKP Ed25519 → EdDSA). A JWK that names
-    /// another `alg` than its key type's is refused.
+    /// The key of a public JWK (EC P-256 → ES256, OKP Ed25519 → EdDSA, RSA of 2048 to 8192
+    /// bits → RS256). A JWK that names another `alg` than its key type's is refused.
     pub fn from_jwk(jwk: &PublicJwk) -> Result<Self, JwsError> {
         let b = |s: &Option<String>| {
             s.as_deref()
                 .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
-                .ok_or_else(|| JwsError::Key("missing or malformed coordinate".into()))
+                .ok_or_else(|| JwsError::Key("missing or malformed member".into()))
         };
         let (alg, raw) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
             ("EC", Some("P-256")) => {
@@ -126,6 +135,7 @@ impl VerifyingKey {
                 }
                 ("EdDSA", x)
             }
+            ("RSA", None) => ("RS256", rsa_public_key_der(&b(&jwk.n)?, &b(&jwk.e)?)?),
             (kty, crv) => return Err(JwsError::Key(format!("{kty} {}", crv.unwrap_or("")))),
         };
         if jwk.alg.as_deref().is_some_and(|a| a != alg) {
@@ -140,6 +150,54 @@ impl VerifyingKey {
     pub fn alg(&self) -> &'static str {
         self.alg
     }
+}
+
+/// The DER `RSAPublicKey` (RFC 8017) of a modulus and exponent, both big-endian, after the
+/// size checks: a modulus of [`RSA_BITS`], an odd exponent of 3 to 2^32 - 1.
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Result<Vec<u8>, JwsError> {
+    let strip = |v: &[u8]| -> Vec<u8> { v.iter().copied().skip_while(|b| *b == 0).collect() };
+    let (n, e) = (strip(n), strip(e));
+    let bits = n
+        .first()
+        .map_or(0, |b| (n.len() - 1) * 8 + (8 - b.leading_zeros() as usize));
+    if !RSA_BITS.contains(&bits) {
+        return Err(JwsError::Key(format!(
+            "RSA key of {bits} bits (2048 to 8192 accepted)"
+        )));
+    }
+    let odd = e.last().is_some_and(|b| b & 1 == 1);
+    if !odd || e.len() > 4 || e == [1] {
+        return Err(JwsError::Key("RSA exponent out of range".into()));
+    }
+    Ok(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_bigint_bytes(&n, true);
+            w.next().write_bigint_bytes(&e, true);
+        })
+    }))
+}
+
+/// The RFC 7638 thumbprint of a public JWK (the form a `kid` takes when it names a key by
+/// its thumbprint). The JWK must be a key [`VerifyingKey::from_jwk`] accepts.
+pub fn thumbprint(jwk: &PublicJwk) -> Result<KeyId, JwsError> {
+    VerifyingKey::from_jwk(jwk)?;
+    // every member below decoded as base64url, so none holds a character JSON would escape
+    let m = |v: &Option<String>| v.clone().unwrap_or_default();
+    let canonical = match jwk.kty.as_str() {
+        "EC" => format!(
+            r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
+            m(&jwk.crv),
+            m(&jwk.x),
+            m(&jwk.y)
+        ),
+        "OKP" => format!(
+            r#"{{"crv":"{}","kty":"OKP","x":"{}"}}"#,
+            m(&jwk.crv),
+            m(&jwk.x)
+        ),
+        _ => format!(r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#, m(&jwk.e), m(&jwk.n)),
+    };
+    KeyId::parse(&hash_b64(canonical.as_bytes())).map_err(|e| JwsError::Key(e.to_string()))
 }
 
 /// A verified token: its header members and claims.
@@ -159,6 +217,14 @@ pub fn peek_kid(token: &str) -> Result<Option<String>, JwsError> {
     let (h, _, _) = split(token)?;
     let header = parse_object(&part(h)?).map_err(JwsError::Header)?;
     Ok(header.get("kid").and_then(Value::as_str).map(str::to_owned))
+}
+
+/// The `iss` a token's payload names, before anything is verified (to pick the issuer whose
+/// keys may verify it). Callers compare the verified `iss` again afterwards.
+pub fn peek_iss(token: &str) -> Result<Option<String>, JwsError> {
+    let (_, p, _) = split(token)?;
+    let claims = parse_object(&part(p)?).map_err(JwsError::Claims)?;
+    Ok(claims.get("iss").and_then(Value::as_str).map(str::to_owned))
 }
 
 fn split(token: &str) -> Result<(&str, &str, &str), JwsError> {
@@ -200,6 +266,26 @@ pub fn verify(
     key: &VerifyingKey,
     now: i64,
 ) -> Result<Verified, JwsError> {
+    verify_typed(token, Some(typ), key, now)
+}
+
+/// `typ` of a JWT that is not explicitly typed (RFC 7519 §5.1).
+const TYP_JWT: &str = "JWT";
+
+/// Verifies a compact JWS that is not explicitly typed: `typ` absent, `JWT` or
+/// `application/jwt` (OIDC ID tokens). Every other check is [`verify`]'s. Only for tokens
+/// whose issuer types them this way; the ACA's own kinds always go through [`verify`].
+pub fn verify_jwt(token: &str, key: &VerifyingKey, now: i64) -> Result<Verified, JwsError> {
+    verify_typed(token, None, key, now)
+}
+
+/// `typ`: `Some` compares exactly (after normalization); `None` accepts only an untyped JWT.
+fn verify_typed(
+    token: &str,
+    typ: Option<&'static str>,
+    key: &VerifyingKey,
+    now: i64,
+) -> Result<Verified, JwsError> {
     let (h, p, s) = split(token)?;
     let header = parse_object(&part(h)?).map_err(JwsError::Header)?;
     for k in header.keys() {
@@ -211,17 +297,26 @@ pub fn verify(
     if alg != key.alg {
         return Err(JwsError::Algorithm(alg.to_owned()));
     }
-    let found = header.get("typ").and_then(Value::as_str).unwrap_or("");
-    if !same_typ(found, typ) {
+    let found = match header.get("typ") {
+        None => None,
+        Some(Value::String(t)) => Some(t.as_str()),
+        Some(_) => return Err(JwsError::Header("typ is not a string".into())),
+    };
+    let typ_ok = match typ {
+        Some(expected) => found.is_some_and(|f| same_typ(f, expected)),
+        None => found.is_none_or(|f| same_typ(f, TYP_JWT)),
+    };
+    if !typ_ok {
         return Err(JwsError::Type {
-            found: found.to_owned(),
-            expected: typ,
+            found: found.unwrap_or("").to_owned(),
+            expected: typ.unwrap_or(TYP_JWT),
         });
     }
     let sig = part(s)?;
     let verifier: &'static dyn signature::VerificationAlgorithm = match key.alg {
         "ES256" => &signature::ECDSA_P256_SHA256_FIXED,
         "EdDSA" => &signature::ED25519,
+        "RS256" => &signature::RSA_PKCS1_2048_8192_SHA256,
         other => return Err(JwsError::Algorithm(other.to_owned())),
     };
     let signing_input = &token[..h.len() + 1 + p.len()];

@@ -197,3 +197,193 @@ fn numbers_survive_a_round_trip() {
     assert_eq!(m, again);
     assert_eq!(m["b"].as_f64(), Some(2.777_777_777_777_777_8e32));
 }
+
+/// An RSA-2048 key of aws-lc-rs, its JWK (RFC 7638 thumbprint as `kid`), and a signer of
+/// compact JWS with any header.
+fn rsa() -> (aws_lc_rs::signature::RsaKeyPair, PublicJwk) {
+    use aws_lc_rs::signature::KeyPair;
+    let key = aws_lc_rs::signature::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let (jwk, _) = crate::csr::jwk_of(
+        accord_events::catalogue::KeyAlgorithm::Rsa2048,
+        key.public_key().as_ref(),
+    )
+    .unwrap();
+    (key, jwk)
+}
+
+fn forge_rs256(key: &aws_lc_rs::signature::RsaKeyPair, header: &str, claims: &str) -> String {
+    let input = format!("{}.{}", B64.encode(header), B64.encode(claims));
+    let mut sig = vec![0u8; key.public_modulus_len()];
+    key.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    format!("{input}.{}", B64.encode(sig))
+}
+
+#[test]
+fn rs256_verifies_under_an_rsa_jwk() {
+    let (key, jwk) = rsa();
+    let vk = VerifyingKey::from_jwk(&jwk).unwrap();
+    assert_eq!(vk.alg(), "RS256");
+    let c = claims().to_string();
+    let t = forge_rs256(&key, r#"{"alg":"RS256","typ":"JWT"}"#, &c);
+    verify_jwt(&t, &vk, now()).unwrap();
+    // the algorithm still comes from the key: an RS256 token under an EC key, and back
+    let ec = VerifyingKey::of_signer(&es256());
+    assert!(matches!(
+        verify_jwt(&t, &ec, now()),
+        Err(JwsError::Algorithm(_))
+    ));
+    let t = forge_rs256(&key, r#"{"alg":"ES256","typ":"JWT"}"#, &c);
+    assert!(matches!(
+        verify_jwt(&t, &vk, now()),
+        Err(JwsError::Algorithm(_))
+    ));
+    // another RSA key's signature
+    let (other, _) = rsa();
+    let t = forge_rs256(&other, r#"{"alg":"RS256","typ":"JWT"}"#, &c);
+    assert_eq!(verify_jwt(&t, &vk, now()), Err(JwsError::Signature));
+}
+
+#[test]
+fn rsa_jwks_are_bounded() {
+    let (_, jwk) = rsa();
+    let with = |n: Vec<u8>, e: Vec<u8>| PublicJwk {
+        n: Some(B64.encode(n)),
+        e: Some(B64.encode(e)),
+        ..jwk.clone()
+    };
+    let mut n1024 = vec![0xc5u8; 128];
+    n1024[127] |= 1;
+    let e = vec![1, 0, 1];
+    let err = VerifyingKey::from_jwk(&with(n1024, e.clone())).unwrap_err();
+    assert!(
+        matches!(err, JwsError::Key(ref w) if w.contains("1024 bits")),
+        "{err:?}"
+    );
+    // 2047 bits: one short
+    let mut n2047 = vec![0x7fu8; 256];
+    n2047[255] |= 1;
+    assert!(VerifyingKey::from_jwk(&with(n2047, e.clone())).is_err());
+    // more than 8192 bits
+    assert!(VerifyingKey::from_jwk(&with(vec![0xffu8; 1025], e)).is_err());
+    // even, one, too long exponents; missing members
+    let n = URL_SAFE_NO_PAD.decode(jwk.n.as_deref().unwrap()).unwrap();
+    for e in [vec![1, 0, 0], vec![1], vec![], vec![1, 0, 0, 0, 1]] {
+        assert!(
+            VerifyingKey::from_jwk(&with(n.clone(), e.clone())).is_err(),
+            "{e:?}"
+        );
+    }
+    assert!(
+        VerifyingKey::from_jwk(&PublicJwk {
+            e: None,
+            ..jwk.clone()
+        })
+        .is_err()
+    );
+    // an RSA JWK that names another algorithm
+    assert!(
+        VerifyingKey::from_jwk(&PublicJwk {
+            alg: Some("PS256".into()),
+            ..jwk.clone()
+        })
+        .is_err()
+    );
+    VerifyingKey::from_jwk(&PublicJwk {
+        alg: Some("RS256".into()),
+        ..jwk
+    })
+    .unwrap();
+}
+
+#[test]
+fn untyped_jwts_accept_only_jwt_or_no_typ() {
+    let s = es256();
+    let key = VerifyingKey::of_signer(&s);
+    let c = claims().to_string();
+    for h in [
+        r#"{"alg":"ES256"}"#,
+        r#"{"alg":"ES256","typ":"JWT"}"#,
+        r#"{"alg":"ES256","typ":"jwt"}"#,
+        r#"{"alg":"ES256","typ":"application/jwt"}"#,
+    ] {
+        verify_jwt(&forge(&s, h, &c), &key, now()).unwrap();
+    }
+    for typ in ["at+jwt", "wit+jwt", "accord-enroll+jwt", "JOSE", ""] {
+        let h = format!(r#"{{"alg":"ES256","typ":"{typ}"}}"#);
+        assert!(
+            matches!(
+                verify_jwt(&forge(&s, &h, &c), &key, now()),
+                Err(JwsError::Type { .. })
+            ),
+            "{typ}"
+        );
+    }
+    let t = forge(&s, r#"{"alg":"ES256","typ":7}"#, &c);
+    assert!(matches!(
+        verify_jwt(&t, &key, now()),
+        Err(JwsError::Header(_))
+    ));
+    // the typed verifier still wants its type: an untyped token, a JWT, are refused
+    for h in [r#"{"alg":"ES256"}"#, r#"{"alg":"ES256","typ":"JWT"}"#] {
+        assert!(matches!(
+            verify(&forge(&s, h, &c), TYP_WIT, &key, now()),
+            Err(JwsError::Type { .. })
+        ));
+    }
+    // everything else is as strict as verify: extra header members, expiry
+    let t = forge(&s, r#"{"alg":"ES256","jku":"https://x"}"#, &c);
+    assert!(matches!(
+        verify_jwt(&t, &key, now()),
+        Err(JwsError::Header(_))
+    ));
+    let old = json!({"exp": now() - 3600}).to_string();
+    let t = forge(&s, r#"{"alg":"ES256"}"#, &old);
+    assert_eq!(verify_jwt(&t, &key, now()), Err(JwsError::Expired));
+}
+
+#[test]
+fn thumbprints_and_issuers_are_read_before_verifying() {
+    let s = es256();
+    let (jwk, kid) = s.jwk();
+    assert_eq!(thumbprint(&jwk).unwrap(), kid);
+    let (_, der) = Ed25519Key::generate().unwrap();
+    let ed = DevFileSigner::from_pkcs8(&der, "x").unwrap();
+    assert_eq!(thumbprint(&ed.jwk().0).unwrap(), ed.jwk().1);
+    // RFC 7638 §3.1 example key
+    let example = PublicJwk {
+        kty: "RSA".into(),
+        n: Some("0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw".into()),
+        e: Some("AQAB".into()),
+        crv: None,
+        x: None,
+        y: None,
+        kid: Some("2011-04-29".into()),
+        alg: Some("RS256".into()),
+        use_: None,
+    };
+    assert_eq!(
+        thumbprint(&example).unwrap().as_str(),
+        "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+    );
+    assert!(thumbprint(&PublicJwk { n: None, ..example }).is_err());
+
+    let t = sign(
+        &s,
+        TYP_WIT,
+        &json!({"iss": "https://idp.example", "exp": now() + 60}),
+    )
+    .unwrap();
+    assert_eq!(
+        peek_iss(&t).unwrap().as_deref(),
+        Some("https://idp.example")
+    );
+    let t = sign(&s, TYP_WIT, &claims()).unwrap();
+    assert_eq!(peek_iss(&t).unwrap(), None);
+    assert_eq!(peek_iss("a.b"), Err(JwsError::Format));
+}
