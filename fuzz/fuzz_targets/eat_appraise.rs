@@ -77,14 +77,6 @@ fuzz_target!(|data: &[u8]| {
     let Ok(claims) = jws::parse_object(data) else {
         return;
     };
-    // jws::verify adds the skew to exp unchecked (reported; not this target's finding)
-    if claims
-        .get("exp")
-        .and_then(serde_json::Value::as_i64)
-        .is_some_and(|e| e > i64::MAX - jws::SKEW_SECS)
-    {
-        return;
-    }
     if data.len() > 4096 {
         return;
     }

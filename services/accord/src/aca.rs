@@ -11,7 +11,7 @@ use accord_events::AgentId;
 use anyhow::Context;
 use serde_json::json;
 
-use crate::cli::{AcaArgs, AgentCommand, CsrCommand, RevokeArgs};
+use crate::cli::{AcaArgs, AgentCommand, CsrCommand, RevokeArgs, TrustCommand};
 use crate::commands::{HttpTarget, http_target, read_text, tokio, usage};
 use crate::dev::DevPaths;
 
@@ -189,6 +189,7 @@ pub fn agent_command(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
             dir,
             key_type: kt,
             capabilities,
+            evidence_dir,
             aca,
         } => {
             let agent = AgentId::parse(&agent_id).map_err(|e| usage(format!("--agent-id: {e}")))?;
@@ -196,14 +197,19 @@ pub fn agent_command(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
             let kt = key_type(&kt)?;
             let client = aca_client(&aca, None)?;
             let caps = (!capabilities.is_empty()).then_some(capabilities);
+            let src = match &evidence_dir {
+                Some(d) => accord_agent::evidence::EvidenceSource::from_dir(d)?,
+                None => Default::default(),
+            };
             tokio()?.block_on(async move {
-                let s = accord_agent::enroll_into(
+                let s = accord_agent::enroll_with_evidence(
                     &client,
                     &AgentDir::new(&dir),
                     &agent,
                     &token,
                     kt,
                     caps,
+                    &src,
                 )
                 .await?;
                 println!(
@@ -213,6 +219,63 @@ pub fn agent_command(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
                     s.not_after,
                     dir.display()
                 );
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        AgentCommand::Keygen { dir, key_type: kt } => {
+            let key = AgentDir::new(&dir).ensure_key(key_type(&kt)?)?;
+            let signer = accord_authority::signer::SoftwareKey::from_pkcs8(&key, "agent key")
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            use accord_authority::signer::SignerExt;
+            println!("{}", signer.jwk().1);
+            Ok(ExitCode::SUCCESS)
+        }
+        AgentCommand::ReportCompromise {
+            agent_id,
+            details,
+            http,
+        } => lifecycle(
+            &agent_id,
+            json!({"event": "compromise_reported", "details": details}),
+            &http,
+        ),
+        AgentCommand::Decommission {
+            agent_id,
+            reason,
+            http,
+        } => lifecycle(
+            &agent_id,
+            json!({"event": "decommissioned", "reason": reason}),
+            &http,
+        ),
+        AgentCommand::UnbindOwner {
+            agent_id,
+            reason,
+            http,
+        } => lifecycle(
+            &agent_id,
+            json!({"event": "owner_unbound", "reason": reason}),
+            &http,
+        ),
+        AgentCommand::RoleGrant {
+            agent_id,
+            role,
+            scope,
+            lifetime_secs,
+            out,
+            http,
+        } => {
+            let agent = AgentId::parse(&agent_id).map_err(|e| usage(format!("--agent-id: {e}")))?;
+            let t = http_target(&http)?;
+            tokio()?.block_on(async move {
+                let r = admin_post(
+                    &t,
+                    &format!("/v1/agents/{agent}/role-grants"),
+                    &json!({"role": role, "scope": scope, "lifetime_secs": lifetime_secs}),
+                )
+                .await?;
+                write_private(&out, r["role_grant"].as_str().unwrap_or("").as_bytes())?;
+                println!("role grant until {} in {}", r["expires_at"], out.display());
                 Ok(ExitCode::SUCCESS)
             })
         }
@@ -234,4 +297,156 @@ pub fn agent_command(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("{}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}
+
+fn lifecycle(
+    agent_id: &str,
+    body: serde_json::Value,
+    http: &crate::cli::HttpArgs,
+) -> anyhow::Result<ExitCode> {
+    let agent = AgentId::parse(agent_id).map_err(|e| usage(format!("--agent-id: {e}")))?;
+    let t = http_target(http)?;
+    tokio()?.block_on(async move {
+        let r = admin_post(&t, &format!("/v1/agents/{agent}/lifecycle"), &body).await?;
+        let n = r["revoked"].as_array().map_or(0, Vec::len);
+        println!(
+            "{} recorded for agent {agent}; {n} credential(s) revoked at sequence {}",
+            body["event"].as_str().unwrap_or(""),
+            r["seq"]
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn read_json(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+fn jwks_keys(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let v = read_json(path)?;
+    Ok(v.get("keys").cloned().unwrap_or(v))
+}
+
+/// `accord trust ...`: one change of the trust material through the ACA (which checks it,
+/// appends the event and waits until its projection shows it).
+pub fn trust_command(cmd: TrustCommand) -> anyhow::Result<ExitCode> {
+    let (http, body) = match cmd {
+        TrustCommand::List { http } => {
+            let t = http_target(&http)?;
+            return tokio()?.block_on(async move {
+                let mut req = t.client.get(format!("{}/v1/trust", t.url));
+                if let Some(tok) = &t.token {
+                    req = req.bearer_auth(tok);
+                }
+                let v: serde_json::Value = req.send().await?.error_for_status()?.json().await?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                Ok(ExitCode::SUCCESS)
+            });
+        }
+        TrustCommand::AddAnchor { id, pem, http } => (
+            http,
+            json!({"op": "add_anchor", "material": {"anchor_id": id, "certificates_pem": read_text(&pem)?}}),
+        ),
+        TrustCommand::RevokeEnvironmentCertificate {
+            anchor,
+            pem,
+            fingerprint,
+            reason,
+            http,
+        } => {
+            let mut m = json!({"anchor_id": anchor, "reason": reason});
+            if let Some(p) = pem {
+                m["certificate_pem"] = read_text(&p)?.into();
+            }
+            if let Some(f) = fingerprint {
+                m["fingerprint"] = f.into();
+            }
+            (
+                http,
+                json!({"op": "revoke_environment_certificate", "material": m}),
+            )
+        }
+        TrustCommand::AddVerifier {
+            id,
+            reference_values,
+            http,
+        } => (
+            http,
+            json!({"op": "add_verifier", "material": {
+                "verifier_id": id, "keys": [], "reference_values": read_json(&reference_values)?}}),
+        ),
+        TrustCommand::AddProvider {
+            id,
+            name,
+            jwks,
+            capabilities,
+            http,
+        } => (
+            http,
+            json!({"op": "add_provider", "material": {
+                "provider_id": id, "name": name, "endorsement_keys": jwks_keys(&jwks)?,
+                "endorsable_capabilities": capabilities}}),
+        ),
+        TrustCommand::AddIdp {
+            id,
+            issuer,
+            audiences,
+            jwks,
+            http,
+        } => (
+            http,
+            json!({"op": "add_identity_provider", "material": {
+                "idp_id": id, "issuer": issuer, "audiences": audiences, "keys": jwks_keys(&jwks)?}}),
+        ),
+        TrustCommand::Remove {
+            kind,
+            id,
+            reason,
+            http,
+        } => {
+            let (op, field) = match kind.as_str() {
+                "anchor" => ("remove_anchor", "anchor_id"),
+                "verifier" => ("remove_verifier", "verifier_id"),
+                "provider" => ("remove_provider", "provider_id"),
+                "idp" => ("remove_identity_provider", "idp_id"),
+                other => {
+                    return Err(usage(format!(
+                        "{other:?}: anchor, verifier, provider or idp"
+                    )));
+                }
+            };
+            (
+                http,
+                json!({"op": op, "material": {field: id, "reason": reason}}),
+            )
+        }
+        TrustCommand::SetAibomDenyList { file, http } => (
+            http,
+            json!({"op": "set_aibom_deny_list", "material": read_json(&file)?}),
+        ),
+    };
+    let t = http_target(&http)?;
+    tokio()?.block_on(async move {
+        let r = admin_post(&t, "/v1/trust", &body).await?;
+        println!(
+            "{} {} at sequence {}",
+            r["event"].as_str().unwrap_or(""),
+            r["material_id"].as_str().unwrap_or(""),
+            r["seq"]
+        );
+        Ok(ExitCode::SUCCESS)
+    })
 }

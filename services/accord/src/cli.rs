@@ -50,6 +50,101 @@ pub enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// Trust material (admin): manufacturer CAs, attestation verifiers, agent providers,
+    /// owner identity providers, the AIBOM deny-list. Each change is an event.
+    Trust {
+        #[command(subcommand)]
+        command: TrustCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// The trust material in force, as JSON.
+    List {
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// A manufacturer CA of environment identity certificates (PEM, root first).
+    AddAnchor {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        pem: PathBuf,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// An environment identity certificate (or intermediate) no longer trusted.
+    RevokeEnvironmentCertificate {
+        /// The anchor it chains to.
+        #[arg(long)]
+        anchor: String,
+        /// The certificate (PEM) ...
+        #[arg(long)]
+        pem: Option<PathBuf>,
+        /// ... or its SHA-256 (`sha256:<hex>`).
+        #[arg(long)]
+        fingerprint: Option<String>,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// An attestation verifier: reference values (JSON `[{"component", "digests": [...]}]`).
+    AddVerifier {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        reference_values: PathBuf,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// A trusted agent provider and its endorsement keys (a JWKS file).
+    AddProvider {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        jwks: PathBuf,
+        /// A capability it may endorse (repeatable).
+        #[arg(long = "capability")]
+        capabilities: Vec<String>,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// A trusted owner identity provider (OpenID Connect issuer, audiences, JWKS file).
+    AddIdp {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        issuer: String,
+        /// An audience the ACA accepts (repeatable).
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        #[arg(long)]
+        jwks: PathBuf,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Remove material (anchor, verifier, provider or idp) for good.
+    Remove {
+        /// anchor, verifier, provider or idp.
+        kind: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Replace the AIBOM deny-list (JSON `{"entries": [...]}`).
+    SetAibomDenyList {
+        #[arg(long)]
+        file: PathBuf,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,8 +207,65 @@ pub enum AgentCommand {
         /// Ask for these capabilities only (repeatable; default: all provisioned).
         #[arg(long = "capability")]
         capabilities: Vec<String>,
+        /// A folder of evidence (environment key and chain, measurements, AIBOM, endorsement,
+        /// owner token; see `accord_agent::evidence`).
+        #[arg(long)]
+        evidence_dir: Option<PathBuf>,
         #[command(flatten)]
         aca: AcaArgs,
+    },
+    /// Make the agent's key in --dir (before enrollment, so a provider can endorse it);
+    /// prints its RFC 7638 thumbprint.
+    Keygen {
+        #[arg(long)]
+        dir: PathBuf,
+        /// p256 (default) or ed25519.
+        #[arg(long, default_value = "p256")]
+        key_type: String,
+    },
+    /// Report the agent compromised (admin): every live credential is revoked.
+    ReportCompromise {
+        #[arg(long)]
+        agent_id: String,
+        #[arg(long)]
+        details: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Decommission the agent (admin): every live credential is revoked.
+    Decommission {
+        #[arg(long)]
+        agent_id: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// End the agent's owner binding (admin): every live credential is revoked.
+    UnbindOwner {
+        #[arg(long)]
+        agent_id: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// A role grant (owner binding) for the agent, signed by the domain (admin).
+    RoleGrant {
+        #[arg(long)]
+        agent_id: String,
+        #[arg(long)]
+        role: String,
+        /// A capability the role allows (repeatable).
+        #[arg(long = "scope")]
+        scope: Vec<String>,
+        #[arg(long, default_value_t = 86400)]
+        lifetime_secs: u64,
+        /// Write it here (0600), e.g. <evidence-dir>/role-grant.jwt.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Renew the credential in --dir, proved by the current one.
     Renew {

@@ -132,8 +132,26 @@ pub struct AuthoritySection {
     /// The issuance policy (`accord.<policy>` in the bundle).
     #[serde(default = "default_issuance_policy")]
     pub policy: String,
+    /// How long an attestation nonce is accepted, seconds.
+    #[serde(default = "default_nonce_ttl")]
+    pub nonce_ttl_secs: u64,
+    /// After a key rotation, how long the old credential stays valid, seconds.
+    #[serde(default = "default_rotation_grace")]
+    pub rotation_grace_secs: u64,
+    /// How often expiries are recorded and rotation grace periods ended, seconds.
+    #[serde(default = "default_sweep_every")]
+    pub sweep_every_secs: u64,
 }
 
+fn default_nonce_ttl() -> u64 {
+    300
+}
+fn default_rotation_grace() -> u64 {
+    300
+}
+fn default_sweep_every() -> u64 {
+    30
+}
 fn default_lifetime() -> u64 {
     3600
 }

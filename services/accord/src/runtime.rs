@@ -185,14 +185,9 @@ impl Runtime {
             .collect();
         let pdp = start_pdp(&config, &store, &projections).await?;
         let authority = match &config.authority {
-            Some(a) => Some(start_authority(
-                &config,
-                a,
-                &pdp,
-                &store,
-                &projections,
-                rx.clone(),
-            )?),
+            Some(a) => {
+                Some(start_authority(&config, a, &pdp, &store, &projections, rx.clone()).await?)
+            }
             None => None,
         };
         let rt = Self {
@@ -369,7 +364,7 @@ pub fn open_signer(
 }
 
 /// The ACA: its CA and token keys, its issuing rules, the CRL it keeps current.
-fn start_authority(
+async fn start_authority(
     config: &Config,
     a: &crate::config::AuthoritySection,
     pdp: &accord_policy::Pdp,
@@ -390,6 +385,9 @@ fn start_authority(
     cfg.crl_validity = time::Duration::seconds(a.crl_validity_secs as i64);
     cfg.csr.allow_rsa = a.allow_rsa;
     cfg.policy = a.policy.clone();
+    cfg.nonce_ttl = time::Duration::seconds(a.nonce_ttl_secs.clamp(10, 3600) as i64);
+    cfg.rotation_grace = time::Duration::seconds(a.rotation_grace_secs.min(30 * 24 * 3600) as i64);
+    cfg.sweep_every = std::time::Duration::from_secs(a.sweep_every_secs.clamp(1, 3600));
     if let Some(arc) = &a.extension_arc {
         cfg.arc =
             accord_authority::profile::ExtensionArc::parse(arc).map_err(anyhow::Error::msg)?;
@@ -399,6 +397,11 @@ fn start_authority(
         .find(|h| h.name() == "credentials")
         .cloned()
         .context("the credentials projection is not running")?;
+    let trust = projections
+        .iter()
+        .find(|h| h.name() == "trust")
+        .cloned()
+        .context("the trust projection is not running")?;
     let authority = accord_authority::Authority::new(
         cfg,
         ca,
@@ -406,10 +409,13 @@ fn start_authority(
         pdp.clone(),
         store.clone(),
         credentials,
+        trust,
     )
+    .await
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!(ca = ?authority.ca(), "the Agent Credential Authority is running");
-    tokio::spawn(authority.clone().maintain_crl(stop));
+    tokio::spawn(authority.clone().maintain_crl(stop.clone()));
+    tokio::spawn(authority.clone().run_sweep(stop));
     Ok(authority)
 }
 

@@ -117,6 +117,20 @@ impl Domain {
     async fn of(dev: Dev) -> Self {
         dev.wait_ready(Duration::from_secs(60)).await;
         let admin = read(dev.dir.join("http/admin.token")).trim().to_owned();
+        // these tests are about the CSR, the signatures and revocation: a domain that asks
+        // for proof of possession only (the evidence is tested in tests/evidence.rs)
+        publish_issuance_requirements(
+            &dev,
+            &admin,
+            &[
+                ("initial_trust", false),
+                ("attestation", false),
+                ("aibom", false),
+                ("provider_endorsement", false),
+                ("owner_binding", false),
+            ],
+        )
+        .await;
         let (url, http) = (dev.http(), dev.client());
         Self {
             dev,
@@ -830,7 +844,7 @@ async fn refused_requests_are_typed_problems_that_change_nothing() {
         ("lifetime too long", creds().json(&with(json!({"lifetime_secs": 7200}))), 400, "bad-request"),
         ("capability not provisioned", creds().json(&with(json!({"capabilities": ["travel.book", "bank.transfer"]}))), 400, "bad-request"),
         ("capability malformed", creds().json(&with(json!({"capabilities": ["Travel Book"]}))), 400, "bad-request"),
-        ("evidence", creds().json(&with(json!({"evidence": {"eat": "x"}}))), 422, "evidence-not-supported"),
+        ("evidence", creds().json(&with(json!({"evidence": {"eat": "x"}}))), 422, "eat-no-identity"),
         // who may ask for a credential
         ("another agent's token", enroll_with(b_token), 401, "unauthorized"),
         ("tampered token", enroll_with(&tampered(a_token)), 401, "unauthorized"),

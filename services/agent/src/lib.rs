@@ -18,7 +18,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use accord_authority::api::{CredentialRequest, CredentialResponse};
+pub mod evidence;
+
+use accord_authority::api::{CredentialRequest, CredentialResponse, Evidence};
 use accord_authority::jws::{self, TYP_WPT};
 use accord_authority::signer::SoftwareKey;
 use accord_events::AgentId;
@@ -172,26 +174,7 @@ impl Client {
             url: url.clone(),
             detail: e.to_string(),
         })?;
-        let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| AgentError::Unreachable {
-            url: url.clone(),
-            detail: e.to_string(),
-        })?;
-        if !status.is_success() {
-            let p: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            return Err(AgentError::Refused {
-                status: status.as_u16(),
-                kind: p["type"]
-                    .as_str()
-                    .unwrap_or("")
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or("")
-                    .to_owned(),
-                detail: p["detail"].as_str().unwrap_or("").to_owned(),
-            });
-        }
-        serde_json::from_slice(&body).map_err(|e| AgentError::Protocol(e.to_string()))
+        answer(&url, resp).await
     }
 
     /// The first credential, with the enrollment token of the agent's provisioning.
@@ -202,11 +185,24 @@ impl Client {
         pkcs8: &[u8],
         capabilities: Option<Vec<String>>,
     ) -> Result<CredentialResponse, AgentError> {
+        self.enroll_with(agent, enrollment_token, pkcs8, capabilities, None)
+            .await
+    }
+
+    /// [`Client::enroll`] with evidence (see [`evidence::gather`]).
+    pub async fn enroll_with(
+        &self,
+        agent: &AgentId,
+        enrollment_token: &str,
+        pkcs8: &[u8],
+        capabilities: Option<Vec<String>>,
+        evidence: Option<Evidence>,
+    ) -> Result<CredentialResponse, AgentError> {
         let req = CredentialRequest {
             csr: make_csr(pkcs8)?,
             capabilities,
             lifetime_secs: None,
-            evidence: None,
+            evidence,
         };
         self.post(
             agent,
@@ -227,6 +223,19 @@ impl Client {
         current_pkcs8: &[u8],
         wit: &str,
         new_pkcs8: &[u8],
+    ) -> Result<CredentialResponse, AgentError> {
+        self.renew_with(agent, current_pkcs8, wit, new_pkcs8, None)
+            .await
+    }
+
+    /// [`Client::renew`] with evidence (re-attestation, when the domain's policy asks).
+    pub async fn renew_with(
+        &self,
+        agent: &AgentId,
+        current_pkcs8: &[u8],
+        wit: &str,
+        new_pkcs8: &[u8],
+        evidence: Option<Evidence>,
     ) -> Result<CredentialResponse, AgentError> {
         let csr = make_csr(new_pkcs8)?;
         let csr_der = pem_body(&csr)?;
@@ -250,7 +259,7 @@ impl Client {
             csr,
             capabilities: None,
             lifetime_secs: None,
-            evidence: None,
+            evidence,
         };
         self.post(
             agent,
@@ -262,6 +271,33 @@ impl Client {
         )
         .await
     }
+}
+
+/// A JSON answer of the ACA, or its problem document as [`AgentError::Refused`].
+pub(crate) async fn answer<T: serde::de::DeserializeOwned>(
+    url: &str,
+    resp: reqwest::Response,
+) -> Result<T, AgentError> {
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(|e| AgentError::Unreachable {
+        url: url.to_owned(),
+        detail: e.to_string(),
+    })?;
+    if !status.is_success() {
+        let p: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        return Err(AgentError::Refused {
+            status: status.as_u16(),
+            kind: p["type"]
+                .as_str()
+                .unwrap_or("")
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+            detail: p["detail"].as_str().unwrap_or("").to_owned(),
+        });
+    }
+    serde_json::from_slice(&body).map_err(|e| AgentError::Protocol(e.to_string()))
 }
 
 fn pem_body(pem: &str) -> Result<Vec<u8>, AgentError> {
@@ -294,6 +330,18 @@ impl AgentDir {
     }
     pub fn state(&self) -> PathBuf {
         self.root.join("agent.json")
+    }
+
+    /// The agent's key, made (and kept, 0600) when the folder has none yet; returns the
+    /// PKCS#8.
+    pub fn ensure_key(&self, kind: KeyType) -> Result<Vec<u8>, AgentError> {
+        if self.key().exists() {
+            return self.read_key();
+        }
+        std::fs::create_dir_all(&self.root).map_err(|e| file_err(&self.root, e))?;
+        let key = generate_key(kind)?;
+        write_private(&self.key(), &key)?;
+        Ok(key)
     }
 
     pub fn read_key(&self) -> Result<Vec<u8>, AgentError> {
@@ -349,9 +397,34 @@ pub async fn enroll_into(
     key_type: KeyType,
     capabilities: Option<Vec<String>>,
 ) -> Result<AgentState, AgentError> {
-    let key = generate_key(key_type)?;
+    enroll_with_evidence(
+        client,
+        dir,
+        agent,
+        enrollment_token,
+        key_type,
+        capabilities,
+        &evidence::EvidenceSource::default(),
+    )
+    .await
+}
+
+/// [`enroll_into`] with evidence. A key already in `dir` (made by [`AgentDir::ensure_key`], so
+/// that the provider could endorse it) is used; otherwise one is made.
+pub async fn enroll_with_evidence(
+    client: &Client,
+    dir: &AgentDir,
+    agent: &AgentId,
+    enrollment_token: &str,
+    key_type: KeyType,
+    capabilities: Option<Vec<String>>,
+    src: &evidence::EvidenceSource,
+) -> Result<AgentState, AgentError> {
+    let key = dir.ensure_key(key_type)?;
+    let ev = evidence::gather(client, agent, enrollment_token, src).await?;
+    let ev = (ev != Evidence::default()).then_some(ev);
     let c = client
-        .enroll(agent, enrollment_token, &key, capabilities)
+        .enroll_with(agent, enrollment_token, &key, capabilities, ev)
         .await?;
     dir.store(client.url(), Some(&key), &c)
 }

@@ -6,10 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use accord_events::catalogue::{
-    AgentProvisioned, CheckRecord, CredentialIssued, CredentialRenewed, CredentialRequested,
-    CredentialRevoked, IssuedCredential, PolicyRef, RevocationReason,
+    AgentDecommissioned, AgentProvisioned, CheckRecord, CompromiseReported, CredentialExpired,
+    CredentialIssued, CredentialRenewed, CredentialRequested, CredentialRevoked, IssuedCredential,
+    KeyRotated, OwnerBound, OwnerUnbound, PolicyRef, RevocationReason,
 };
-use accord_events::{AgentId, CredentialSerial, Event, KeyId, SpiffeId, Timestamp};
+use accord_events::{AgentId, CredentialSerial, Event, EventId, KeyId, SpiffeId, Timestamp};
 use cqrs_es::Aggregate;
 use cqrs_es::event_sink::EventSink;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,14 @@ pub struct HeldCredential {
     pub revoked: bool,
     /// Replaced by a renewal (it stays valid until it expires or is revoked).
     pub renewed: bool,
+    /// Its expiry was recorded (`CredentialExpired`).
+    #[serde(default)]
+    pub expired: bool,
+    /// What a renewal without new evidence carries over.
+    #[serde(default)]
+    pub capabilities: BTreeSet<String>,
+    #[serde(default)]
+    pub aibom_digest: Option<accord_events::Digest>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -31,6 +40,12 @@ pub struct Agent {
     /// Whether the enrollment (first credential) happened: the enrollment token is then spent.
     pub enrolled: bool,
     pub credentials: BTreeMap<CredentialSerial, HeldCredential>,
+    /// On whose behalf its credentials act: the last owner binding, until it is unbound.
+    #[serde(default)]
+    pub owner: Option<OwnerBound>,
+    /// Decommissioned or reported compromised: it gets no credential again.
+    #[serde(default)]
+    pub retired: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +54,8 @@ pub struct Provisioned {
     pub spiffe_id: SpiffeId,
     pub name: String,
     pub capabilities: BTreeSet<String>,
+    #[serde(default)]
+    pub provider_id: Option<accord_events::MaterialId>,
 }
 
 /// How an issuance was authorised.
@@ -47,7 +64,12 @@ pub enum Grant {
     /// The one-time enrollment token of the agent's provisioning.
     Enrollment,
     /// A credential the agent holds (its workload identity token, with a proof by its key).
-    Renewal { previous: CredentialSerial },
+    /// A renewal for another key is a key rotation: the old credential stays valid for
+    /// `rotation_grace` (never past its own expiry), then is revoked.
+    Renewal {
+        previous: CredentialSerial,
+        rotation_grace: time::Duration,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +82,8 @@ pub enum AgentCommand {
         credential: Box<IssuedCredential>,
         checks: Vec<CheckRecord>,
         policy: PolicyRef,
+        /// A new owner binding established by this request's evidence.
+        owner_bound: Option<Box<OwnerBound>>,
     },
     /// Revokes the listed credentials (all the agent's live ones when `serials` is empty).
     Revoke {
@@ -67,6 +91,26 @@ pub enum AgentCommand {
         reason: RevocationReason,
         at: Timestamp,
     },
+    /// An event that ends every live credential of the agent in one `CredentialRevoked`
+    /// (`trigger` is the id the fact's event gets: index 0 of the command).
+    Lifecycle {
+        fact: LifecycleFact,
+        trigger: EventId,
+        at: Timestamp,
+    },
+    /// The expiry sweep: `serial` reached its `not_after`.
+    Expire {
+        serial: CredentialSerial,
+        at: Timestamp,
+    },
+}
+
+/// What happened to the agent.
+#[derive(Debug, Clone)]
+pub enum LifecycleFact {
+    Compromise(CompromiseReported),
+    Decommission(AgentDecommissioned),
+    OwnerUnbound { reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,6 +133,12 @@ pub enum AgentError {
     SerialReused(CredentialSerial),
     #[error("nothing to revoke: no live credential")]
     NothingToRevoke,
+    #[error("the agent is retired ({0}); provision a new one")]
+    Retired(String),
+    #[error("the agent has no owner binding to end")]
+    NoOwner,
+    #[error("credential {0} has not reached its expiry, or its end is already recorded")]
+    NotExpired(CredentialSerial),
 }
 
 impl Agent {
@@ -115,11 +165,11 @@ impl Agent {
         Ok(c)
     }
 
-    /// The serials a revocation would take (live ones only).
+    /// The serials a revocation would take (live ones only: neither revoked nor expired).
     pub fn live_serials(&self) -> Vec<CredentialSerial> {
         self.credentials
             .iter()
-            .filter(|(_, c)| !c.revoked)
+            .filter(|(_, c)| !c.revoked && !c.expired)
             .map(|(s, _)| s.clone())
             .collect()
     }
@@ -151,8 +201,13 @@ impl Aggregate for Agent {
                 credential,
                 checks,
                 policy,
+                owner_bound,
             } => {
+                let mut rotated = None;
                 let p = self.provisioned()?;
+                if let Some(why) = &self.retired {
+                    return Err(AgentError::Retired(why.clone()));
+                }
                 if credential.spiffe_id != p.spiffe_id {
                     return Err(AgentError::WrongSubject {
                         found: credential.spiffe_id.clone(),
@@ -173,9 +228,28 @@ impl Aggregate for Agent {
                             policy,
                         })
                     }
-                    Grant::Renewal { previous } => {
+                    Grant::Renewal {
+                        previous,
+                        rotation_grace,
+                    } => {
                         let held = self.check_renewable(&previous, Timestamp::now())?;
                         let same_key = held.key_thumbprint == credential.key_thumbprint;
+                        if !same_key {
+                            // key rotation: the old credential lives out a grace period, then
+                            // the sweep revokes it (superseded)
+                            let grace_until = Timestamp::from_datetime(
+                                credential.not_before.datetime()
+                                    + time::Duration::seconds(crate::profile::BACKDATE_SECS)
+                                    + rotation_grace,
+                            );
+                            rotated = Some(KeyRotated {
+                                old_key: held.key_thumbprint.clone(),
+                                new_key: credential.key_thumbprint.clone(),
+                                old_serial: previous.clone(),
+                                new_serial: credential.serial.clone(),
+                                grace_until: grace_until.min(held.not_after),
+                            });
+                        }
                         Event::CredentialRenewed(CredentialRenewed {
                             previous_serial: previous,
                             same_key,
@@ -187,7 +261,13 @@ impl Aggregate for Agent {
                 };
                 sink.write(Event::CredentialRequested(requested), self)
                     .await;
+                if let Some(b) = owner_bound {
+                    sink.write(Event::OwnerBound(*b), self).await;
+                }
                 sink.write(event, self).await;
+                if let Some(r) = rotated {
+                    sink.write(Event::KeyRotated(r), self).await;
+                }
             }
             AgentCommand::Revoke {
                 serials,
@@ -225,6 +305,65 @@ impl Aggregate for Agent {
                 )
                 .await;
             }
+            AgentCommand::Lifecycle { fact, trigger, at } => {
+                self.provisioned()?;
+                let (event, reason) = match fact {
+                    LifecycleFact::Compromise(c) => (
+                        Event::CompromiseReported(c),
+                        RevocationReason::KeyCompromise,
+                    ),
+                    LifecycleFact::Decommission(d) => {
+                        if let Some(why) = &self.retired {
+                            return Err(AgentError::Retired(why.clone()));
+                        }
+                        (
+                            Event::AgentDecommissioned(d),
+                            RevocationReason::CessationOfOperation,
+                        )
+                    }
+                    LifecycleFact::OwnerUnbound { reason } => {
+                        let owner = self.owner.clone().ok_or(AgentError::NoOwner)?.owner;
+                        (
+                            Event::OwnerUnbound(OwnerUnbound { owner, reason }),
+                            RevocationReason::PrivilegeWithdrawn,
+                        )
+                    }
+                };
+                let targets = self.live_serials();
+                // the fact first (index 0: its id is `trigger`), the revocation it caused next,
+                // in one atomic batch
+                sink.write(event, self).await;
+                if !targets.is_empty() {
+                    sink.write(
+                        Event::CredentialRevoked(CredentialRevoked {
+                            serials: targets,
+                            reason,
+                            revoked_at: at,
+                            triggered_by: Some(trigger),
+                        }),
+                        self,
+                    )
+                    .await;
+                }
+            }
+            AgentCommand::Expire { serial, at } => {
+                self.provisioned()?;
+                let c = self
+                    .credentials
+                    .get(&serial)
+                    .ok_or_else(|| AgentError::UnknownCredential(serial.clone()))?;
+                if c.revoked || c.expired || c.not_after > at {
+                    return Err(AgentError::NotExpired(serial));
+                }
+                sink.write(
+                    Event::CredentialExpired(CredentialExpired {
+                        expired_at: c.not_after,
+                        serial,
+                    }),
+                    self,
+                )
+                .await;
+            }
         }
         Ok(())
     }
@@ -236,6 +375,9 @@ impl Aggregate for Agent {
             wit_jti: c.wit_jti.clone(),
             revoked: false,
             renewed: false,
+            expired: false,
+            capabilities: c.capabilities.clone(),
+            aibom_digest: c.aibom_digest.clone(),
         };
         match event {
             Event::AgentProvisioned(p) => {
@@ -244,6 +386,7 @@ impl Aggregate for Agent {
                     spiffe_id: p.spiffe_id,
                     name: p.name,
                     capabilities: p.requested_capabilities,
+                    provider_id: p.provider_id,
                 });
             }
             Event::CredentialIssued(c) => {
@@ -265,6 +408,19 @@ impl Aggregate for Agent {
                     }
                 }
             }
+            Event::CredentialExpired(x) => {
+                if let Some(c) = self.credentials.get_mut(&x.serial) {
+                    c.expired = true;
+                }
+            }
+            Event::CompromiseReported(c) => {
+                self.retired = Some(format!("compromise reported: {}", c.details));
+            }
+            Event::AgentDecommissioned(d) => {
+                self.retired = Some(format!("decommissioned: {}", d.reason));
+            }
+            Event::OwnerBound(b) => self.owner = Some(b),
+            Event::OwnerUnbound(_) => self.owner = None,
             _ => {}
         }
     }

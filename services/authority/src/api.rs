@@ -51,10 +51,89 @@ pub struct CredentialRequest {
     /// Shorter lifetime than the domain's, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifetime_secs: Option<u64>,
-    /// Evidence (EAT, AIBOM, provider endorsement, owner binding): checked by the ACA's next
-    /// part; this one refuses a request carrying any, rather than ignore it.
+    /// What the agent brings besides its CSR; the domain's issuance policy decides which
+    /// parts are required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub evidence: Option<serde_json::Value>,
+    pub evidence: Option<Evidence>,
+}
+
+/// Largest credential request body (an AIBOM travels in it), bytes.
+pub const MAX_CREDENTIAL_REQUEST: usize = 512 * 1024;
+
+/// The evidence of a credential request (design §6a, draft §3.1). Each part is checked when
+/// present (an invalid part refuses the request even where policy does not require it) and
+/// recorded in the issuance event by digest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// Initial trust: the execution environment's identity certificate (IDevID-style), PEM,
+    /// leaf first, then intermediates up to (not including) a trusted manufacturer CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_chain: Option<String>,
+    /// Attestation evidence: an EAT in JWT form (`application/eat+jwt`) signed by the key of
+    /// the identity certificate, carrying a nonce from `POST /v1/agents/{id}/attestation-nonce`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eat: Option<String>,
+    /// The AI bill of materials: a CycloneDX 1.6 JSON document, base64 (standard alphabet) of
+    /// its exact bytes (the digest the credential carries is over those bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aibom: Option<String>,
+    /// The provider's endorsement (`accord-endorsement+jwt`) over the key, name, version and
+    /// AIBOM digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endorsement: Option<String>,
+    /// Owner binding: an ID token of a trusted identity provider ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_id_token: Option<String>,
+    /// ... or a role grant signed by this domain (`accord-role-grant+jwt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_role_grant: Option<String>,
+}
+
+/// `POST /v1/agents/{id}/attestation-nonce`: a single-use `eat_nonce`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NonceResponse {
+    pub nonce: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// `POST /v1/agents/{id}/role-grants` (admin): a role grant for one agent, signed by the
+/// domain's token key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleGrantRequest {
+    /// The role the agent acts for (`[A-Za-z0-9 ._-]`).
+    pub role: String,
+    /// Capabilities the role allows (caps the credential).
+    pub scope: Vec<String>,
+    /// Lifetime in seconds (at most 30 days).
+    pub lifetime_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleGrantResponse {
+    pub role_grant: String,
+    pub expires_at: i64,
+}
+
+/// `POST /v1/agents/{id}/lifecycle` (admin): an event that ends the agent's credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LifecycleRequest {
+    /// The agent's key or environment is compromised: every live credential is revoked.
+    CompromiseReported { details: String },
+    /// The agent is retired.
+    Decommissioned { reason: String },
+    /// The owner no longer vouches for the agent.
+    OwnerUnbound { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleResponse {
+    pub agent_id: AgentId,
+    pub revoked: Vec<CredentialSerial>,
+    pub seq: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,3 +217,40 @@ pub fn check_name(n: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `POST /v1/trust` (admin): one change of the trust material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "op",
+    content = "material",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
+pub enum TrustRequest {
+    /// A manufacturer CA of environment identity certificates (PEM, root first; the ACA
+    /// computes the DER and fingerprints).
+    AddAnchor {
+        anchor_id: MaterialId,
+        certificates_pem: String,
+    },
+    RemoveAnchor(accord_events::catalogue::TrustAnchorRemoved),
+    /// An environment certificate no longer trusted, by PEM or by fingerprint.
+    RevokeEnvironmentCertificate {
+        anchor_id: MaterialId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        certificate_pem: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fingerprint: Option<accord_events::Digest>,
+        reason: String,
+    },
+    AddVerifier(accord_events::catalogue::AttestationVerifierAdded),
+    RemoveVerifier(accord_events::catalogue::AttestationVerifierRemoved),
+    AddProvider(accord_events::catalogue::ProviderAdded),
+    RemoveProvider(accord_events::catalogue::ProviderRemoved),
+    AddIdentityProvider(accord_events::catalogue::IdentityProviderAdded),
+    RemoveIdentityProvider(accord_events::catalogue::IdentityProviderRemoved),
+    SetAibomDenyList(accord_events::catalogue::AibomDenyListSet),
+}
+
+/// Largest `POST /v1/trust` body (a deny-list), bytes.
+pub const MAX_TRUST_REQUEST: usize = 2 * 1024 * 1024;

@@ -7,4 +7,6 @@ pub mod aibom;
 pub mod eat;
 pub mod endorsement;
 pub mod initial_trust;
+pub mod material;
+pub mod nonce;
 pub mod owner;

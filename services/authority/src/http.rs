@@ -5,6 +5,10 @@
 //! |---|---|---|
 //! | `POST /v1/agents` | admin token | provision an agent: its id and one-time enrollment token |
 //! | `POST /v1/agents/{id}/credentials` | enrollment token, or WIT + WPT | a credential for the CSR's key |
+//! | `POST /v1/agents/{id}/attestation-nonce` | enrollment token or WIT (bearer) | a single-use `eat_nonce` |
+//! | `POST /v1/agents/{id}/role-grants` | admin token | a role grant (owner binding) for the agent |
+//! | `POST /v1/agents/{id}/lifecycle` | admin token | compromise, decommissioning, owner unbound: every live credential revoked |
+//! | `GET /v1/trust`, `POST /v1/trust` | admin token | the trust material in force; one change of it |
 //! | `POST /v1/revocations` | admin token | revoke an agent's credentials or one credential |
 //! | `GET /v1/ca` | anyone | the CA chain, PEM |
 //! | `GET /v1/jwks`, `/.well-known/jwks.json` | anyone | the token-signing key |
@@ -24,7 +28,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 
 use crate::agent::AgentError;
-use crate::api::{CredentialRequest, ProvisionRequest, RevocationRequest};
+use crate::api::{
+    CredentialRequest, LifecycleRequest, MAX_CREDENTIAL_REQUEST, MAX_TRUST_REQUEST,
+    ProvisionRequest, RevocationRequest, RoleGrantRequest, TrustRequest,
+};
 use crate::issue::{Authority, IssueError, Presented};
 
 /// What the routes share.
@@ -48,7 +55,23 @@ type St = State<ApiState>;
 pub fn router(state: ApiState) -> Router {
     let limited = Router::new()
         .route("/v1/agents", post(provision))
-        .route("/v1/agents/{id}/credentials", post(credentials))
+        .route(
+            "/v1/agents/{id}/credentials",
+            post(credentials).layer(axum::extract::DefaultBodyLimit::max(
+                crate::api::MAX_CREDENTIAL_REQUEST,
+            )),
+        )
+        .route("/v1/agents/{id}/attestation-nonce", post(nonce))
+        .route("/v1/agents/{id}/role-grants", post(role_grant))
+        .route("/v1/agents/{id}/lifecycle", post(lifecycle))
+        .route(
+            "/v1/trust",
+            post(trust)
+                .get(trust_list)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::api::MAX_TRUST_REQUEST,
+                )),
+        )
         .route("/v1/revocations", post(revoke))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -149,6 +172,16 @@ pub fn problem(e: &IssueError) -> Problem {
             "credential-not-renewable",
             "The credential cannot be renewed",
         ),
+        IssueError::Agent(AgentError::Retired(_)) => p(
+            StatusCode::FORBIDDEN,
+            "agent-retired",
+            "The agent is retired",
+        ),
+        IssueError::Agent(AgentError::NoOwner) => p(
+            StatusCode::CONFLICT,
+            "no-owner",
+            "The agent has no owner binding",
+        ),
         IssueError::Agent(_) => p(
             StatusCode::CONFLICT,
             "conflict",
@@ -160,11 +193,22 @@ pub fn problem(e: &IssueError) -> Problem {
             "The issuance policy denied the credential",
         )
         .with("reasons", reasons.clone()),
-        IssueError::EvidenceNotSupported => p(
+        IssueError::Evidence(ev) => Problem::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "evidence-not-supported",
-            "Evidence cannot be checked yet",
+            ev.kind,
+            "The evidence is refused",
+            ev.detail.clone(),
+        )
+        .with(
+            "check",
+            serde_json::to_value(ev.check).unwrap_or(serde_json::Value::Null),
         ),
+        IssueError::Trust(t) => p(
+            StatusCode::CONFLICT,
+            "trust-conflict",
+            "The trust material does not allow it",
+        )
+        .with("reason", t.to_string()),
         IssueError::Validation(v) => {
             tracing::error!(error = %v, "a signed certificate failed its re-validation; nothing was recorded");
             Problem::new(
@@ -213,16 +257,9 @@ async fn credentials(
     State(s): St,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: JsonBody<CredentialRequest>,
+    body: JsonBody<CredentialRequest, { MAX_CREDENTIAL_REQUEST }>,
 ) -> Result<Response, Problem> {
-    let agent = AgentId::parse(&id).map_err(|_| {
-        Problem::new(
-            StatusCode::NOT_FOUND,
-            "unknown-agent",
-            "No such agent",
-            "not an agent id",
-        )
-    })?;
+    let agent = agent_id(&id)?;
     let header_str = |name: &str| {
         headers
             .get(name)
@@ -344,4 +381,100 @@ async fn crl(
             format!("the CRL does not cover sequence {} yet; retry", q.min_seq),
         )),
     }
+}
+
+fn agent_id(id: &str) -> Result<AgentId, Problem> {
+    AgentId::parse(id).map_err(|_| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "unknown-agent",
+            "No such agent",
+            "not an agent id",
+        )
+    })
+}
+
+async fn nonce(
+    State(s): St,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    let agent = agent_id(&id)?;
+    let token = bearer(&headers).ok_or_else(|| {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Not authorised for a nonce",
+            "send Authorization: Bearer <enrollment token or workload identity token>",
+        )
+    })?;
+    let out = s
+        .authority
+        .attestation_nonce(&agent, token)
+        .await
+        .map_err(|e| problem(&e))?;
+    Ok(created(out))
+}
+
+async fn role_grant(
+    State(s): St,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<RoleGrantRequest>,
+) -> Result<Response, Problem> {
+    require_admin(&s, &headers)?;
+    let agent = agent_id(&id)?;
+    let out = s
+        .authority
+        .role_grant(&agent, &body.0)
+        .map_err(|e| problem(&e))?;
+    Ok(created(out))
+}
+
+async fn lifecycle(
+    State(s): St,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<LifecycleRequest>,
+) -> Result<Response, Problem> {
+    require_admin(&s, &headers)?;
+    let agent = agent_id(&id)?;
+    let out = s
+        .authority
+        .lifecycle(
+            &agent,
+            body.0,
+            Actor::operator("admin-token"),
+            trace(&headers),
+        )
+        .await
+        .map_err(|e| problem(&e))?;
+    tracing::info!(agent = %out.agent_id, revoked = out.revoked.len(), "agent lifecycle event");
+    Ok((StatusCode::OK, axum::Json(out)).into_response())
+}
+
+async fn trust(
+    State(s): St,
+    headers: HeaderMap,
+    body: JsonBody<TrustRequest, { MAX_TRUST_REQUEST }>,
+) -> Result<Response, Problem> {
+    require_admin(&s, &headers)?;
+    let cmd = Authority::trust_request(body.0).map_err(|e| problem(&e))?;
+    let out = s
+        .authority
+        .trust_command(cmd, Actor::operator("admin-token"), trace(&headers))
+        .await
+        .map_err(|e| problem(&e))?;
+    tracing::info!(material = %out.material_id, event = %out.event, "trust material changed");
+    Ok(created(out))
+}
+
+async fn trust_list(State(s): St, headers: HeaderMap) -> Result<Response, Problem> {
+    require_admin(&s, &headers)?;
+    let v = s
+        .authority
+        .trust_material()
+        .await
+        .map_err(|e| problem(&e))?;
+    Ok((StatusCode::OK, axum::Json(v)).into_response())
 }

@@ -1,18 +1,18 @@
 //! The ACA's operations: provision an agent, issue or renew its credential, revoke. Issuance is
 //! [`Authority::issue`], one function to read top to bottom.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use accord_events::catalogue::{
     AgentProvisioned, CheckKind, CheckOutcome, CheckRecord, CredentialRequested, IssuedCredential,
-    RevocationReason,
+    OwnerBound, RevocationReason,
 };
 use accord_events::{
     Actor, AgentId, AggregateId, AuthMethod, CallerType, CommandId, CredentialSerial, Metadata,
     SpiffeId, Timestamp, TraceParent, TrustDomain,
 };
-use accord_policy::inputs::{CheckState, IssuanceInput, Subject};
+use accord_policy::inputs::{Attestation, CheckState, IssuanceInput, Subject};
 use accord_store::EventStore;
 use accord_store::cqrs::{ExecuteError, Executor};
 use accord_store::projection::runner::ProjectionHandle;
@@ -49,6 +49,12 @@ pub struct AuthorityConfig {
     pub crl_validity: Duration,
     /// Name of the issuance policy (`accord.<policy>`).
     pub policy: String,
+    /// How long an attestation nonce is accepted.
+    pub nonce_ttl: Duration,
+    /// After a key rotation, how long the old credential stays valid (never past its expiry).
+    pub rotation_grace: Duration,
+    /// How often the lifecycle sweep records expiries and ends rotation grace periods.
+    pub sweep_every: std::time::Duration,
 }
 
 impl AuthorityConfig {
@@ -62,6 +68,9 @@ impl AuthorityConfig {
             arc: ExtensionArc::default(),
             crl_validity: Duration::hours(24),
             policy: "issuance".into(),
+            nonce_ttl: Duration::minutes(5),
+            rotation_grace: Duration::minutes(5),
+            sweep_every: std::time::Duration::from_secs(30),
         }
     }
 
@@ -93,10 +102,10 @@ pub enum IssueError {
     Agent(AgentError),
     #[error("the issuance policy denied it: {}", .0.join("; "))]
     Denied(Vec<String>),
-    #[error(
-        "evidence is not checked by this ACA yet (attestation, AIBOM, endorsement, owner binding)"
-    )]
-    EvidenceNotSupported,
+    #[error(transparent)]
+    Evidence(#[from] crate::checks::EvidenceError),
+    #[error(transparent)]
+    Trust(crate::trust::TrustError),
     #[error("no such credential")]
     UnknownCredential,
     /// The signed output failed its independent re-validation: nothing was recorded.
@@ -135,7 +144,11 @@ pub struct Authority {
     pub(crate) token_key: VerifyingKey,
     pub(crate) pdp: accord_policy::Pdp,
     pub(crate) exec: Executor<Agent>,
+    pub(crate) trust_exec: Executor<crate::trust::Material>,
     pub(crate) credentials: ProjectionHandle,
+    pub(crate) trust: ProjectionHandle,
+    pub(crate) trust_cache: crate::evidence::material::TrustCache,
+    pub(crate) nonces: crate::evidence::nonce::Nonces,
     pub(crate) crl: tokio::sync::watch::Sender<Option<crate::crl::CrlState>>,
     /// `jti`s of proof tokens already used, until they expire.
     pub(crate) seen_proofs: quick_cache::sync::Cache<String, i64>,
@@ -166,14 +179,23 @@ fn aggregate_id(agent: &AgentId) -> AggregateId {
 }
 
 impl Authority {
-    pub fn new(
+    /// The projections it reads: `credentials` (revocation, renewal) and `trust` (the trust
+    /// material evidence is checked against).
+    pub async fn new(
         cfg: AuthorityConfig,
         ca: Ca,
         token_signer: Arc<dyn Signer>,
         pdp: accord_policy::Pdp,
         store: EventStore,
         credentials: ProjectionHandle,
+        trust: ProjectionHandle,
     ) -> Result<Arc<Self>, IssueError> {
+        let nonce_ttl = std::time::Duration::from_secs(cfg.nonce_ttl.whole_seconds().max(1) as u64);
+        let nonces = crate::evidence::nonce::Nonces::open(store.jetstream(), nonce_ttl)
+            .await
+            .map_err(|e| IssueError::Unavailable(e.to_string()))?;
+        let trust_exec = Executor::<crate::trust::Material>::new(store.clone(), ())
+            .map_err(|e| IssueError::Unavailable(e.to_string()))?;
         let exec = Executor::<Agent>::new(store, ())
             .map_err(|e| IssueError::Unavailable(e.to_string()))?;
         let token_key = VerifyingKey::of_signer(&*token_signer);
@@ -184,7 +206,11 @@ impl Authority {
             token_key,
             pdp,
             exec,
+            trust_exec,
             credentials,
+            trust,
+            trust_cache: Default::default(),
+            nonces,
             crl: tokio::sync::watch::channel(None).0,
             seen_proofs: quick_cache::sync::Cache::new(100_000),
         }))
@@ -266,10 +292,6 @@ impl Authority {
         req: CredentialRequest,
         trace: Option<TraceParent>,
     ) -> Result<CredentialResponse, IssueError> {
-        if req.evidence.is_some() {
-            return Err(IssueError::EvidenceNotSupported);
-        }
-
         // 1. the request: proof of possession and the CSR profile
         let csr = csr::check(req.csr.as_bytes(), &self.cfg.csr)?;
 
@@ -326,21 +348,122 @@ impl Authority {
             }
             None => self.cfg.lifetime,
         };
-        let checks = BTreeMap::from([
-            ("proof_of_possession".to_owned(), CheckState::Passed),
-            ("initial_trust".to_owned(), CheckState::Passed),
-            ("attestation".to_owned(), CheckState::Absent),
-            ("aibom".to_owned(), CheckState::Absent),
-            ("provider_endorsement".to_owned(), CheckState::Absent),
-            ("owner_binding".to_owned(), CheckState::Absent),
-        ]);
+        // 3. the evidence: each part present is checked (a bad one refuses the request), the
+        //    policy learns which passed and which are absent
+        let trust = self
+            .trust_cache
+            .get(&**self.trust.store())
+            .await
+            .map_err(IssueError::Unavailable)?;
+        let evidence = req.evidence.clone().unwrap_or_default();
+        let checked = crate::checks::check(
+            &evidence,
+            &trust,
+            &self.nonces,
+            &crate::checks::Subject {
+                agent_id,
+                spiffe_id: &provisioned.spiffe_id,
+                name: &provisioned.name,
+                provider_id: provisioned.provider_id.as_ref(),
+                key_thumbprint: &csr.thumbprint,
+                issuer: &self.cfg.issuer(),
+                domain_key: &self.token_key,
+                now: now_unix(),
+            },
+        )
+        .await
+        .map_err(|e| {
+            if e.unavailable {
+                IssueError::Unavailable(e.detail)
+            } else {
+                IssueError::Evidence(e)
+            }
+        })?;
+        // a renewal carries over what was checked for the credential it renews, unless new
+        // evidence replaces it: never more capabilities, the same AIBOM, the same owner binding
+        // (while it lasts)
+        let mut checked = checked;
+        let owner_bound = match (
+            &checked.owner,
+            &checked.owner_scope,
+            &checked.owner_evidence,
+        ) {
+            (Some(owner), Some(scope), Some(evidence)) => Some(OwnerBound {
+                owner: owner.clone(),
+                scope: scope.clone(),
+                evidence: evidence.clone(),
+                expires_at: checked.owner_expires_at.and_then(|t| {
+                    OffsetDateTime::from_unix_timestamp(t)
+                        .ok()
+                        .map(Timestamp::from_datetime)
+                }),
+            }),
+            _ => None,
+        };
+        let renewing = match &grant {
+            Grant::Renewal { previous, .. } => ctx.aggregate.credentials.get(previous).cloned(),
+            Grant::Enrollment => None,
+        };
+        if let Some(prev) = &renewing {
+            if checked.endorsed.is_none() {
+                checked.endorsed = Some(prev.capabilities.clone());
+            }
+            if checked.aibom_digest.is_none() {
+                checked.aibom_digest = prev.aibom_digest.clone();
+            }
+            if checked.owner.is_none()
+                && let Some(b) = &ctx.aggregate.owner
+            {
+                let exp = b.expires_at.map(|t| t.datetime().unix_timestamp());
+                if exp.is_some_and(|e| e <= now_unix() + 60) {
+                    return Err(IssueError::Evidence(crate::checks::EvidenceError {
+                        check: CheckKind::OwnerBinding,
+                        kind: "owner-expired",
+                        detail:
+                            "the owner binding has ended: renew with a new ID token or role grant"
+                                .into(),
+                        unavailable: false,
+                    }));
+                }
+                checked.owner = Some(b.owner.clone());
+                checked.owner_scope = Some(b.scope.clone());
+                checked.owner_expires_at = exp;
+            }
+        }
+        // a credential never outlives the owner binding it acts under
+        let lifetime = match checked.owner_expires_at {
+            Some(exp) => {
+                let left = Duration::seconds(exp - now_unix());
+                if left < Duration::seconds(60) {
+                    return Err(IssueError::Evidence(crate::checks::EvidenceError {
+                        check: CheckKind::OwnerBinding,
+                        kind: "owner-expired",
+                        detail: "the owner binding ends within a minute".into(),
+                        unavailable: false,
+                    }));
+                }
+                lifetime.min(left)
+            }
+            None => lifetime,
+        };
+        let mut checks = checked.states.clone();
+        checks.insert("proof_of_possession".to_owned(), CheckState::Passed);
         let input = IssuanceInput {
             checks,
             requested_capabilities: requested.iter().cloned().collect(),
-            endorsed_capabilities: None,
-            owner_scope: None,
-            attestation: None,
+            endorsed_capabilities: checked
+                .endorsed
+                .as_ref()
+                .map(|e| e.iter().cloned().collect()),
+            owner_scope: checked
+                .owner_scope
+                .as_ref()
+                .map(|e| e.iter().cloned().collect()),
+            attestation: checked.attestation.as_ref().map(|_| Attestation {
+                trust_vector: checked.trust_vector.clone(),
+            }),
             lifetime_secs: lifetime.whole_seconds() as u64,
+            renewal: renewing.is_some(),
             subject: Some(Subject {
                 id: provisioned.spiffe_id.to_string(),
                 kind: Some("agent".into()),
@@ -369,7 +492,14 @@ impl Authority {
                     .collect()
             })
             .unwrap_or_default();
-        let capabilities: BTreeSet<String> = granted.intersection(&requested).cloned().collect();
+        // never more than was asked for, endorsed and in the owner's scope, whatever the
+        // policy answers
+        let capabilities: BTreeSet<String> = granted
+            .intersection(&requested)
+            .filter(|c| checked.endorsed.as_ref().is_none_or(|e| e.contains(*c)))
+            .filter(|c| checked.owner_scope.as_ref().is_none_or(|o| o.contains(*c)))
+            .cloned()
+            .collect();
 
         // 4. the template
         let now = OffsetDateTime::now_utc()
@@ -382,9 +512,9 @@ impl Authority {
             not_before: Timestamp::from_datetime(now - Duration::seconds(profile::BACKDATE_SECS)),
             not_after: Timestamp::from_datetime(now + lifetime),
             capabilities,
-            owner: None,
-            aibom_digest: None,
-            attestation: None,
+            owner: checked.owner.clone(),
+            aibom_digest: checked.aibom_digest.clone(),
+            attestation: checked.attestation.clone(),
         };
         let crl_url = self.cfg.crl_url();
         let params = profile::certificate_params(&facts, &self.cfg.arc, Some(&crl_url))
@@ -436,26 +566,18 @@ impl Authority {
             evidence,
             against: None,
         };
-        let not_required = |check| CheckRecord {
-            check,
-            outcome: CheckOutcome::NotRequired,
-            evidence: None,
-            against: None,
-        };
-        let check_records = vec![
+        let mut check_records = vec![
             record(CheckKind::ProofOfPossession, Some(csr.digest.clone())),
             record(CheckKind::CsrProfile, Some(csr.digest.clone())),
-            record(CheckKind::InitialTrust, None),
-            not_required(CheckKind::Attestation),
-            not_required(CheckKind::Aibom),
-            not_required(CheckKind::ProviderEndorsement),
-            not_required(CheckKind::OwnerBinding),
+        ];
+        check_records.extend(checked.records.iter().cloned());
+        check_records.extend([
             record(CheckKind::IssuancePolicy, None),
             record(
                 CheckKind::OutputRevalidation,
                 Some(accord_events::Digest::sha256(&cert_der)),
             ),
-        ];
+        ]);
         let renewal = matches!(grant, Grant::Renewal { .. });
         let out = self
             .exec
@@ -478,15 +600,16 @@ impl Authority {
                         not_before: facts.not_before,
                         not_after: facts.not_after,
                         capabilities: facts.capabilities.clone(),
-                        owner: None,
-                        aibom_digest: None,
-                        attestation: None,
+                        owner: facts.owner.clone(),
+                        aibom_digest: facts.aibom_digest.clone(),
+                        attestation: facts.attestation.clone(),
                         certificate_der: STANDARD.encode(&cert_der),
                         wit_jti: Some(wit_jti),
                         issuer_key: self.ca.kid().clone(),
                     }),
                     checks: check_records,
                     policy,
+                    owner_bound: owner_bound.map(Box::new),
                 },
             )
             .await?;
@@ -613,7 +736,10 @@ impl Authority {
                 }
                 self.seen_proofs.insert(jti.to_owned(), exp);
                 Ok((
-                    Grant::Renewal { previous: serial },
+                    Grant::Renewal {
+                        previous: serial,
+                        rotation_grace: self.cfg.rotation_grace,
+                    },
                     Actor {
                         subject: spiffe_id.to_string(),
                         caller_type: CallerType::Agent,

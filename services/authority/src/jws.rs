@@ -334,7 +334,7 @@ fn verify_typed(
         }
     };
     let exp = int("exp")?.ok_or_else(|| JwsError::Claims("exp is required".into()))?;
-    if now > exp + SKEW_SECS {
+    if now > exp.saturating_add(SKEW_SECS) {
         return Err(JwsError::Expired);
     }
     if int("nbf")?.is_some_and(|nbf| nbf > now + SKEW_SECS) {

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod api;
 pub mod ca;
+pub mod checks;
 pub mod crl;
 pub mod csr;
 pub mod der;
@@ -12,9 +13,13 @@ pub mod evidence;
 pub mod http;
 pub mod issue;
 pub mod jws;
+pub mod lifecycle;
 pub mod pkcs11;
 pub mod profile;
 pub mod signer;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testkit;
+pub mod trust;
 pub mod validate;
 
 pub use crl::CrlState;

@@ -122,6 +122,10 @@ pub struct IssuanceInput {
     /// The agent, for policies that look at it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Subject>,
+    /// A renewal by a live credential (its owner binding, AIBOM and capabilities carry over
+    /// unless new evidence replaces them); `settings.issuance.renewal_require` applies.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub renewal: bool,
 }
 
 /// The requester of a discovery.

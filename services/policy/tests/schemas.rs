@@ -57,10 +57,19 @@ fn typed_inputs_drive_the_library() {
         endorsed_capabilities: Some(vec!["mail.send".into(), "files.delete".into()]),
         owner_scope: Some(vec!["mail.send".into()]),
         attestation: Some(Attestation {
-            trust_vector: [("instance_identity".to_owned(), 2)].into(),
+            trust_vector: [
+                "instance_identity",
+                "executables",
+                "hardware",
+                "configuration",
+            ]
+            .into_iter()
+            .map(|c| (c.to_owned(), 2))
+            .collect(),
         }),
         lifetime_secs: 3600,
         subject: None,
+        renewal: false,
     };
     let d = pdp
         .decide("issuance", &serde_json::to_value(&issuance).unwrap())

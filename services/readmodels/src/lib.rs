@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `registry` | `agents` (by agent id), `by_spiffe` (SPIFFE ID → agent id) |
 //! | `credentials` | `credentials` (by serial), `revocations` (by stream sequence, log order), `revocation_state` (`crl`: last revocation's sequence, count) |
-//! | `trust` | `anchors`, `verifiers`, `providers`, `idps` (by material id) |
+//! | `trust` | `anchors`, `verifiers`, `providers`, `idps` (by material id), `revoked_environment` (by fingerprint), `aibom_deny` (`current`), `meta` (`version`: the sequence of the last trust event) |
 //! | `policies` | `bundles` (by bundle name: the latest version) |
 //! | `peers` | `peers` (by domain id) |
 
@@ -176,6 +176,7 @@ impl Projection for Credentials {
                 .chain([("revocation_state", "crl".to_owned())])
                 .collect(),
             Event::CredentialExpired(x) => vec![("credentials", x.serial.to_string())],
+            Event::KeyRotated(k) => vec![("credentials", k.old_serial.to_string())],
             _ => Vec::new(),
         }
     }
@@ -263,6 +264,16 @@ impl Projection for Credentials {
                     rows.put("credentials", x.serial.as_str(), Value::Object(c));
                 }
             }
+            // a key rotation: the old credential is superseded, valid until the grace ends
+            Event::KeyRotated(k) => {
+                if let Some(Value::Object(mut c)) =
+                    rows.get("credentials", k.old_serial.as_str()).await?
+                {
+                    c.insert("grace_until".into(), k.grace_until.to_string().into());
+                    c.insert("superseded_by".into(), k.new_serial.to_string().into());
+                    rows.put("credentials", k.old_serial.as_str(), Value::Object(c));
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -314,8 +325,20 @@ impl Projection for Trust {
                 with_seq(to_value(self.name(), seq, i)?),
             ),
             Event::IdentityProviderRemoved(i) => rows.delete("idps", i.idp_id.as_str()),
-            _ => {}
+            Event::EnvironmentCertificateRevoked(r) => rows.put(
+                "revoked_environment",
+                &r.fingerprint.to_string(),
+                with_seq(to_value(self.name(), seq, r)?),
+            ),
+            Event::AibomDenyListSet(l) => rows.put(
+                "aibom_deny",
+                "current",
+                with_seq(to_value(self.name(), seq, l)?),
+            ),
+            _ => return Ok(()),
         }
+        // one row readers compare to know whether the material changed since they looked
+        rows.put("meta", "version", json!({ "seq": seq }));
         Ok(())
     }
 }

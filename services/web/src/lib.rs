@@ -116,13 +116,16 @@ pub fn json_depth(bytes: &[u8]) -> usize {
     max
 }
 
-/// A JSON request body: `Content-Type: application/json`, at most [`MAX_BODY`] bytes, nesting
+/// A JSON request body: `Content-Type: application/json`, at most `LIMIT` bytes ([`MAX_BODY`]
+/// unless the route says otherwise; the route's `DefaultBodyLimit` must allow as much), nesting
 /// at most [`MAX_DEPTH`], decoded into `T` (unknown fields refused where `T` says so). Every
 /// refusal is a problem document.
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub struct JsonBody<T, const LIMIT: usize = MAX_BODY>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S>
+    for JsonBody<T, LIMIT>
+{
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
@@ -150,15 +153,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
                 "The body is too large",
-                format!("at most {MAX_BODY} bytes ({e})"),
+                format!("at most {LIMIT} bytes ({e})"),
             )
         })?;
-        if bytes.len() > MAX_BODY {
+        if bytes.len() > LIMIT {
             return Err(Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body-too-large",
                 "The body is too large",
-                format!("at most {MAX_BODY} bytes"),
+                format!("at most {LIMIT} bytes"),
             ));
         }
         if json_depth(&bytes) > MAX_DEPTH {

@@ -392,3 +392,74 @@ pub fn secrets_found<'a>(
     }
     found
 }
+
+/// Publishes the shipped policy library with `data.accord.settings.issuance.require` changed
+/// as `require` says (a domain that asks less than the strict default, as a campus domain may),
+/// and waits until the PDP answers with it.
+#[allow(dead_code)]
+pub async fn publish_issuance_requirements(dev: &Dev, admin: &str, require: &[(&str, bool)]) {
+    let lib = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policy/library");
+    let mut files = Vec::new();
+    let mut stack = vec![lib.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(&lib).unwrap().to_string_lossy().into_owned();
+            let mut content = std::fs::read_to_string(&p).unwrap();
+            if rel == "data.json" {
+                let mut v: serde_json::Value = serde_json::from_str(&content).unwrap();
+                for (check, needed) in require {
+                    v["accord"]["settings"]["issuance"]["require"][*check] = (*needed).into();
+                }
+                content = serde_json::to_string_pretty(&v).unwrap();
+            }
+            files.push(serde_json::json!({"path": rel, "content": content}));
+        }
+    }
+    // the shipped library is published as version 1 at the first start: after that, so that
+    // this version is the one in force
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let policies = loop {
+        let (_, p) = dev.get("/v1/policies").await;
+        if p["bundle"]["name"].is_string() {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no policy bundle loaded: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let bundle = policies["bundle"]["name"]
+        .as_str()
+        .unwrap_or("default")
+        .to_owned();
+    let http = dev.client();
+    let r = http
+        .post(format!("{}/v1/policies/{bundle}", dev.http()))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"files": files}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(status.is_success(), "{status} {body}");
+    let seq = body["seq"].as_u64().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, p) = dev.get("/v1/policies").await;
+        if p["bundle"]["published_seq"].as_u64().unwrap_or(0) >= seq {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the PDP never loaded {body}: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

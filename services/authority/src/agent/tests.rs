@@ -74,6 +74,7 @@ fn record(grant: Grant, c: IssuedCredential) -> AgentCommand {
         credential: Box::new(c),
         checks: Vec::new(),
         policy: policy(),
+        owner_bound: None,
     }
 }
 
@@ -137,6 +138,7 @@ fn a_credential_for_another_identity_or_a_reused_serial_is_refused() {
         .when(record(
             Grant::Renewal {
                 previous: c.serial.clone(),
+                rotation_grace: time::Duration::minutes(5),
             },
             c.clone(),
         ))
@@ -153,6 +155,7 @@ fn renewal_needs_a_live_credential_and_says_whether_the_key_changed() {
         .when(record(
             Grant::Renewal {
                 previous: c.serial.clone(),
+                rotation_grace: time::Duration::minutes(5),
             },
             next.clone(),
         ))
@@ -164,6 +167,18 @@ fn renewal_needs_a_live_credential_and_says_whether_the_key_changed() {
                 credential: next.clone(),
                 checks: Vec::new(),
                 policy: policy(),
+            }),
+            // another key: a rotation, the old credential kept for the grace period
+            Event::KeyRotated(KeyRotated {
+                old_key: c.key_thumbprint.clone(),
+                new_key: next.key_thumbprint.clone(),
+                old_serial: c.serial.clone(),
+                new_serial: next.serial.clone(),
+                grace_until: Timestamp::from_datetime(
+                    next.not_before.datetime()
+                        + time::Duration::seconds(crate::profile::BACKDATE_SECS)
+                        + time::Duration::minutes(5),
+                ),
             }),
         ]);
     // revoked, expired or unknown credentials do not renew
@@ -182,6 +197,7 @@ fn renewal_needs_a_live_credential_and_says_whether_the_key_changed() {
         .when(record(
             Grant::Renewal {
                 previous: c.serial.clone(),
+                rotation_grace: time::Duration::minutes(5),
             },
             next.clone(),
         ))
@@ -195,6 +211,7 @@ fn renewal_needs_a_live_credential_and_says_whether_the_key_changed() {
         .when(record(
             Grant::Renewal {
                 previous: old.serial.clone(),
+                rotation_grace: time::Duration::minutes(5),
             },
             next.clone(),
         ))
@@ -205,6 +222,7 @@ fn renewal_needs_a_live_credential_and_says_whether_the_key_changed() {
         .when(record(
             Grant::Renewal {
                 previous: unknown.clone(),
+                rotation_grace: time::Duration::minutes(5),
             },
             next,
         ))

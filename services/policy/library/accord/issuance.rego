@@ -6,8 +6,8 @@
 #                        attestation, aibom, provider_endorsement, owner_binding
 # input.requested_capabilities, input.endorsed_capabilities (absent: no endorsement),
 # input.owner_scope (absent: no owner binding), input.attestation.trust_vector (AR4SI),
-# input.lifetime_secs
-# Data: data.accord.settings.issuance.require, .allowed_capabilities (glob patterns),
+# input.lifetime_secs, input.renewal (a renewal by a live credential)
+# Data: data.accord.settings.issuance.require, .renewal_require, .allowed_capabilities (glob patterns),
 #       .affirming (trust vector claims that must be affirming), .max_lifetime_secs
 package accord.issuance
 
@@ -19,14 +19,21 @@ default cfg := {}
 
 cfg := data.accord.settings.issuance
 
-# the strict default: every check required
+renewal := object.get(input, "renewal", false)
+
+# the strict default: every check required at enrollment
 required := object.union(
 	{
 		"proof_of_possession": true, "initial_trust": true, "attestation": true,
 		"aibom": true, "provider_endorsement": true, "owner_binding": true,
 	},
 	object.get(cfg, "require", {}),
-)
+) if not renewal
+
+# a renewal is granted by a live credential whose evidence was checked at enrollment (its
+# owner, AIBOM and capabilities carry over); `renewal_require` asks for fresh evidence, e.g.
+# {"attestation": true} for re-attestation at every renewal
+required := object.union({"proof_of_possession": true}, object.get(cfg, "renewal_require", {})) if renewal
 
 missing contains check if {
 	some check, needed in required

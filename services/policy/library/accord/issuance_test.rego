@@ -12,7 +12,7 @@ full := {
 	"requested_capabilities": ["calendar.read", "mail.send", "files.delete"],
 	"endorsed_capabilities": ["calendar.read", "mail.send", "files.delete"],
 	"owner_scope": ["calendar.read", "mail.send"],
-	"attestation": {"trust_vector": {"instance_identity": 2}},
+	"attestation": {"trust_vector": {"instance_identity": 2, "executables": 2, "hardware": 2, "configuration": 2}},
 	"lifetime_secs": 3600,
 }
 
@@ -44,14 +44,17 @@ test_weak_attestation_is_refused if {
 		with data.accord.settings.issuance.require as {}
 }
 
-# the shipped settings require what the ACA checks today: proof of possession and the
-# enrollment grant (initial trust); evidence becomes required when the ACA checks it
-test_the_shipped_settings_issue_on_proof_and_initial_trust if {
+# the shipped settings are the strict default: every piece of evidence, and an affirming
+# attestation; proof of possession and initial trust alone are not enough
+test_the_shipped_settings_require_every_check if {
+	data.accord.issuance.allow with input as full
 	checks := {"proof_of_possession": "passed", "initial_trust": "passed"}
 	d := data.accord.issuance.decision with input as {"checks": checks, "requested_capabilities": ["a.b"], "lifetime_secs": 3600}
-	d.allow
-	d.capabilities == {"a.b"}
-	not data.accord.issuance.allow with input as {"checks": {"proof_of_possession": "passed"}, "requested_capabilities": [], "lifetime_secs": 60}
+	not d.allow
+	"attestation is required and was not verified" in d.reasons
+	"owner_binding is required and was not verified" in d.reasons
+	not data.accord.issuance.allow with input as object.union(full, {"attestation": {"trust_vector": {"instance_identity": 2, "configuration": 32}}})
+		with data.accord.settings.issuance.affirming as ["instance_identity", "configuration"]
 }
 
 test_lifetime_is_capped if {
@@ -62,4 +65,15 @@ test_allowed_capabilities_narrow_further if {
 	d := data.accord.issuance.decision with input as full
 		with data.accord.settings.issuance.allowed_capabilities as ["calendar.*"]
 	d.capabilities == {"calendar.read"}
+}
+
+test_a_renewal_needs_only_what_renewal_require_asks if {
+	checks := {"proof_of_possession": "passed"}
+	renewal := {"checks": checks, "requested_capabilities": ["a.b"], "lifetime_secs": 3600, "renewal": true}
+	data.accord.issuance.allow with input as renewal
+	d := data.accord.issuance.decision with input as renewal
+		with data.accord.settings.issuance.renewal_require as {"attestation": true}
+	not d.allow
+	"attestation is required and was not verified" in d.reasons
+	not data.accord.issuance.allow with input as object.union(renewal, {"renewal": false})
 }

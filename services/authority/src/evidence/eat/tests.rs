@@ -673,11 +673,10 @@ fn garbage_is_a_typed_error() {
     }
 }
 
-/// `jws::verify` computes `exp + SKEW_SECS` unchecked: a token its key really signed with an
-/// `exp` near `i64::MAX` overflows (a panic where overflow checks are on). The attester holds
-/// the key, so a compromised environment can send one. Un-ignore once jws.rs saturates.
+/// A token its key really signed with an `exp` near `i64::MAX` once overflowed `exp + skew` in
+/// `jws::verify` (a panic where overflow checks are on; found writing this module). The
+/// attester holds the key, so a compromised environment could send one.
 #[test]
-#[ignore = "jws::verify overflows on exp near i64::MAX (outside this module)"]
 fn an_exp_at_the_end_of_time_is_no_panic() {
     // a far expiry is valid: freshness comes from iat and the nonce
     check(&with(|c| {
