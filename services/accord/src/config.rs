@@ -132,6 +132,18 @@ pub struct AuthoritySection {
     /// The issuance policy (`accord.<policy>` in the bundle).
     #[serde(default = "default_issuance_policy")]
     pub policy: String,
+    /// The account nkey seed that signs the NATS auth callout's answers (its public key is
+    /// `auth_callout.issuer` in the server config). With `nats_callout_credentials`, the ACA
+    /// admits agents to NATS (ADR 0006).
+    #[serde(default)]
+    pub nats_callout_issuer: Option<SecretRef>,
+    /// The nkey seed of the callout service's user (listed in `auth_users`).
+    #[serde(default)]
+    pub nats_callout_credentials: Option<SecretRef>,
+    /// The system account's nkey seed: lets the ACA disconnect a revoked agent's live
+    /// connections (optional; the user JWT's short expiry bounds them otherwise).
+    #[serde(default)]
+    pub nats_system_credentials: Option<SecretRef>,
 }
 
 fn default_lifetime() -> u64 {

@@ -65,7 +65,7 @@ impl AuthorityConfig {
         }
     }
 
-    fn issuer(&self) -> String {
+    pub(crate) fn issuer(&self) -> String {
         format!("spiffe://{}", self.trust_domain)
     }
 

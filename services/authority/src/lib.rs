@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod api;
 pub mod ca;
+pub mod callout;
 pub mod crl;
 pub mod csr;
 pub mod der;
