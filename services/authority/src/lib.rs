@@ -10,6 +10,7 @@ pub mod crl;
 pub mod csr;
 pub mod der;
 pub mod evidence;
+pub mod feed;
 pub mod http;
 pub mod issue;
 pub mod jws;
