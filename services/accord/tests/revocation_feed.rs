@@ -156,14 +156,15 @@ fn start_python(c: &mut Command) -> (std::process::Child, BufReader<std::process
     let mut line = String::new();
     loop {
         line.clear();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "the Python agent stopped before it was ready"
-        );
+        let n = out.read_line(&mut line).unwrap_or(0);
         if line.contains("\"ready\"") {
             return (child, out);
         }
-        assert!(!line.contains("summary"), "{line}");
+        if n == 0 || line.contains("summary") {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the Python agent stopped before it was ready: {line}");
+        }
     }
 }
 
