@@ -145,7 +145,8 @@ fn python_lines(out: &str) -> (Vec<Value>, Value) {
 }
 
 /// Runs the Python agent in the background until it prints `{"ready": true}`: the feed's
-/// consumer exists. Returns the child (its stdout is read by `finish`).
+/// consumer exists. Returns the child (its stdout is read by `finish`, which reaps it).
+#[allow(clippy::zombie_processes)] // returned to the caller, or killed and reaped here
 fn start_python(c: &mut Command) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
     let mut child = c
         .stdout(Stdio::piped())
