@@ -443,6 +443,20 @@ fn start_callout(
             per_agent_per_minute: 60,
         },
     );
+    if let Some(system) = a.nats_system_credentials.clone() {
+        let (url, ca, authority, stop) = (
+            config.nats.url.clone(),
+            config.nats.ca.clone(),
+            authority.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            match connect(&url, &ca, &system, "accord-aca-kick").await {
+                Ok(c) => accord_authority::callout::kick_revoked(authority, c, stop).await,
+                Err(e) => tracing::warn!(error = %e, "revoked agents will not be kicked"),
+            }
+        });
+    }
     let (url, ca, creds) = (
         config.nats.url.clone(),
         config.nats.ca.clone(),

@@ -391,8 +391,33 @@ async fn the_callout_refuses_revoked_forged_expired_and_replayed_credentials() {
     );
     assert_eq!(d.last_seq().await, before, "refusals append nothing");
 
-    // revoked: the next connect is refused
+    // a live connection of the credential, watched for its end
+    let (tx, mut disconnected) = tokio::sync::mpsc::unbounded_channel();
+    let live = async_nats::ConnectOptions::with_user_and_password(
+        wit.clone(),
+        proof(&key, &wit, json!({})),
+    )
+    .add_root_certificates(d.ca())
+    .require_tls(true)
+    .max_reconnects(Some(1))
+    .event_callback(move |e| {
+        let tx = tx.clone();
+        async move {
+            if matches!(e, async_nats::Event::Disconnected) {
+                let _ = tx.send(());
+            }
+        }
+    })
+    .connect(d.nats_url())
+    .await
+    .unwrap();
+
+    // revoked: the live connection is kicked, and the next connect is refused
     let seq = d.revoke(&id);
+    tokio::time::timeout(Duration::from_secs(5), disconnected.recv())
+        .await
+        .expect("the revoked credential's live connection was not kicked");
+    drop(live);
     assert!(
         connect(&d, &wit, &proof(&key, &wit, json!({})))
             .await

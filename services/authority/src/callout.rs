@@ -478,6 +478,96 @@ impl Callout {
     }
 }
 
+/// Disconnects the live NATS connections of revoked credentials (ADR 0006, step 5): follows the
+/// log's new `CredentialRevoked` events and, for each serial, asks every server for the
+/// connections of that user (`$SYS.REQ.SERVER.PING.CONNZ`, filtered by the user name the
+/// callout gave it) and kicks them (`$SYS.REQ.SERVER.<id>.KICK`). `system` is a connection as
+/// the system account's user. A missed kick is bounded by the user JWT's expiry.
+pub async fn kick_revoked(
+    authority: Arc<Authority>,
+    system: async_nats::Client,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use async_nats::jetstream::consumer::{DeliverPolicy, push};
+    let store = authority.exec.store().event_store().clone();
+    let consumer = store
+        .jetstream()
+        .create_consumer_on_stream(
+            push::OrderedConfig {
+                deliver_subject: store.client().new_inbox(),
+                filter_subject: revocation_filter(store.domain()),
+                deliver_policy: DeliverPolicy::New,
+                ..Default::default()
+            },
+            store.config().stream.name.as_str(),
+        )
+        .await;
+    let mut messages = match consumer {
+        Ok(c) => match c.messages().await {
+            Ok(m) => m,
+            Err(e) => return tracing::error!(error = %e, "kicking revoked agents: reading"),
+        },
+        Err(e) => return tracing::error!(error = %e, "kicking revoked agents: consumer"),
+    };
+    loop {
+        let m = tokio::select! {
+            m = messages.next() => match m { Some(Ok(m)) => m, _ => return },
+            _ = stop.changed() => return,
+        };
+        let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+        let Ok(r) = crate::feed::Revocation::decode(seq, &m.payload) else {
+            continue;
+        };
+        for serial in &r.serials {
+            let kicked = kick(&system, &user_name(&r.agent_id, serial)).await;
+            tracing::info!(agent = %r.agent_id, %serial, kicked, "revoked credential's connections kicked");
+        }
+    }
+}
+
+/// Kicks every connection of NATS user `user` on every server that answers within 500 ms.
+async fn kick(system: &async_nats::Client, user: &str) -> usize {
+    let inbox = system.new_inbox();
+    let Ok(mut replies) = system.subscribe(inbox.clone()).await else {
+        return 0;
+    };
+    let query = json!({ "user": user, "auth": true, "limit": 1024 }).to_string();
+    if system
+        .publish_with_reply("$SYS.REQ.SERVER.PING.CONNZ", inbox, query.into())
+        .await
+        .is_err()
+    {
+        return 0;
+    }
+    let mut kicked = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+    while let Ok(Some(reply)) = tokio::time::timeout_at(deadline, replies.next()).await {
+        let Ok(v) = serde_json::from_slice::<Value>(&reply.payload) else {
+            continue;
+        };
+        let Some(server) = v["server"]["id"].as_str() else {
+            continue;
+        };
+        for c in v["data"]["connections"].as_array().into_iter().flatten() {
+            if c["authorized_user"].as_str() != Some(user) {
+                continue;
+            }
+            let Some(cid) = c["cid"].as_u64() else {
+                continue;
+            };
+            let ok = system
+                .request(
+                    format!("$SYS.REQ.SERVER.{server}.KICK"),
+                    json!({ "cid": cid }).to_string().into(),
+                )
+                .await
+                .is_ok();
+            kicked += usize::from(ok);
+        }
+    }
+    kicked
+}
+
 fn object(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,
