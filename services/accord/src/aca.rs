@@ -279,6 +279,7 @@ pub fn agent_command(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             })
         }
+        AgentCommand::WatchRevocations(args) => crate::watch::watch_revocations(args),
         AgentCommand::Renew { dir, new_key, aca } => {
             let d = AgentDir::new(&dir);
             let state = d.read_state()?;

@@ -277,6 +277,34 @@ pub enum AgentCommand {
         #[command(flatten)]
         aca: AcaArgs,
     },
+    /// Follow the domain's revocations over NATS as the agent in --dir (admitted by the ACA's
+    /// auth callout); keeps its cursor in --cursor-file so a restart resumes after an outage.
+    WatchRevocations(WatchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The agent's folder (key.pk8, wit.jwt, agent.json).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The domain's NATS URL(s), comma-separated.
+    #[arg(long)]
+    pub nats_url: String,
+    /// CA certificate of the NATS servers (PEM).
+    #[arg(long)]
+    pub ca: PathBuf,
+    /// The domain id (the feed's subjects name it).
+    #[arg(long, default_value = "dev")]
+    pub domain: String,
+    /// Where the last sequence seen is kept (read at start, rewritten after each revocation).
+    #[arg(long)]
+    pub cursor_file: Option<PathBuf>,
+    /// Stop after this many revocations (default: run until killed).
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How the agent reaches the ACA.

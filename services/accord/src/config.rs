@@ -141,6 +141,18 @@ pub struct AuthoritySection {
     /// How often expiries are recorded and rotation grace periods ended, seconds.
     #[serde(default = "default_sweep_every")]
     pub sweep_every_secs: u64,
+    /// The account nkey seed that signs the NATS auth callout's answers (its public key is
+    /// `auth_callout.issuer` in the server config). With `nats_callout_credentials`, the ACA
+    /// admits agents to NATS (ADR 0006).
+    #[serde(default)]
+    pub nats_callout_issuer: Option<SecretRef>,
+    /// The nkey seed of the callout service's user (listed in `auth_users`).
+    #[serde(default)]
+    pub nats_callout_credentials: Option<SecretRef>,
+    /// The system account's nkey seed: lets the ACA disconnect a revoked agent's live
+    /// connections (optional; the user JWT's short expiry bounds them otherwise).
+    #[serde(default)]
+    pub nats_system_credentials: Option<SecretRef>,
 }
 
 fn default_nonce_ttl() -> u64 {

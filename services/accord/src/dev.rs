@@ -7,7 +7,9 @@
 //! <data>/dev.json              domain and ports (chosen at the first start)
 //! <data>/accord.toml           the serve-compatible config of this domain
 //! <data>/keys/*.pk8            event-signing and audit keys (0600)
-//! <data>/nats/*.nk             nkey seeds of the NATS identities (0600)
+//! <data>/nats/*.nk             nkey seeds of the NATS identities (0600); callout.nk is the
+//!                              account key that signs the auth callout's answers,
+//!                              callout-service.nk the user the callout service connects as
 //! <data>/nats/nats.conf        generated on every start; nats.pid, nats.log, js/ (the store)
 //! <data>/tls/                  development CA and server certificate
 //! <data>/http/admin.token      bearer token of the admin endpoints (0600)
@@ -78,6 +80,14 @@ impl DevPaths {
     }
     pub fn nkey(&self, who: &str) -> PathBuf {
         self.root.join(format!("nats/{who}.nk"))
+    }
+    /// The account seed that signs the auth callout's answers (`auth_callout.issuer`).
+    pub fn callout_issuer(&self) -> PathBuf {
+        self.nkey("callout")
+    }
+    /// The user seed of the auth callout service.
+    pub fn callout_service(&self) -> PathBuf {
+        self.nkey("callout-service")
     }
     pub fn nats_conf(&self) -> PathBuf {
         self.root.join("nats/nats.conf")
@@ -243,6 +253,9 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(DevPaths, DevState, FolderL
     if !paths.agent_ca_cert().exists() {
         init_authority(&paths, &state)?;
     }
+    if !paths.callout_issuer().exists() {
+        init_callout(&paths)?;
+    }
     write_nats_conf(&paths, &state)?;
     write_config(&paths, &state, opts.database_url.as_deref())?;
     Ok((paths, state, folder_lock))
@@ -272,6 +285,19 @@ fn init(paths: &DevPaths, state: &DevState) -> anyhow::Result<()> {
             .encode(token)
             .as_bytes(),
     )?;
+    Ok(())
+}
+
+/// The auth callout's keys: the account key that signs its answers, and its service user.
+fn init_callout(paths: &DevPaths) -> anyhow::Result<()> {
+    let service = nkeys::KeyPair::new_user()
+        .seed()
+        .map_err(|e| anyhow::anyhow!("nkey seed: {e}"))?;
+    write_secret(&paths.callout_service(), service.as_bytes())?;
+    let issuer = nkeys::KeyPair::new_account()
+        .seed()
+        .map_err(|e| anyhow::anyhow!("nkey seed: {e}"))?;
+    write_secret(&paths.callout_issuer(), issuer.as_bytes())?;
     Ok(())
 }
 
@@ -341,6 +367,8 @@ fn write_nats_conf(paths: &DevPaths, state: &DevState) -> anyhow::Result<()> {
             admin: nkey_public(&paths.nkey("admin"))?,
             auditor: nkey_public(&paths.nkey("auditor"))?,
             system: nkey_public(&paths.nkey("system"))?,
+            callout: nkey_public(&paths.callout_service())?,
+            callout_issuer: nkey_public(&paths.callout_issuer())?,
         },
         cluster: None,
     };
@@ -385,9 +413,13 @@ fn write_config(
     };
     toml.push_str(&format!(
         "\n[authority]\nca_key = {ca_key}\nca_certificate = {}\ntoken_key = {token_key}\n\
-         public_url = {:?}\n",
+         public_url = {:?}\nnats_callout_issuer = {}\nnats_callout_credentials = {}\n\
+         nats_system_credentials = {}\n",
         q(paths.agent_ca_cert()),
         format!("https://127.0.0.1:{}", state.http_port),
+        f(paths.callout_issuer()),
+        f(paths.callout_service()),
+        f(paths.nkey("system")),
     ));
     if let Some(url) = database_url {
         // a password given on the command line goes to a file; the config only refers to it

@@ -13,6 +13,7 @@ pub mod runtime;
 pub mod tail;
 pub mod telemetry;
 pub mod tools;
+pub mod watch;
 
 /// An error that means "fix your input", reported with exit code 2.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,10 @@
 //!   deletes or purges the log;
 //! - `auditor`: reads the log (stream info, direct gets, ephemeral consumers); publishes
 //!   nothing to `accord.evt.>` and cannot touch consumers it did not create;
-//! - agents (issue 6): no static user; they will be admitted by an auth callout (ADR 0006).
+//! - `callout`: the ACA's auth callout service: answers `$SYS.REQ.USER.AUTH`, nothing else;
+//! - agents: no static user; the auth callout admits each with its workload identity token
+//!   and a proof of possession, and gives it a user that may read its revocation feed only
+//!   (ADR 0006, `accord_authority::callout`).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -22,6 +25,10 @@ pub struct Identities {
     pub admin: String,
     pub auditor: String,
     pub system: String,
+    /// The auth callout service's user (an nkey user, in `auth_users`).
+    pub callout: String,
+    /// The account nkey that signs the callout's answers (`auth_callout.issuer`).
+    pub callout_issuer: String,
 }
 
 #[derive(Debug, Clone)]
@@ -123,6 +130,16 @@ pub fn auditor(_domain: &DomainId, stream: &str) -> Permissions {
     }
 }
 
+/// The auth callout service: receives the server's authorization requests and answers them
+/// (the server accepts an answer only on the request's own reply subject).
+pub fn callout() -> Permissions {
+    Permissions {
+        publish_allow: Vec::new(),
+        publish_deny: Vec::new(),
+        subscribe_allow: vec!["$SYS.REQ.USER.AUTH".into()],
+    }
+}
+
 fn list(items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
     format!("[{}]", quoted.join(", "))
@@ -143,6 +160,32 @@ fn user(out: &mut String, comment: &str, nkey: &str, p: &Permissions) {
         out,
         "          subscribe: {{ allow: {} }}",
         list(&p.subscribe_allow)
+    );
+    let _ = writeln!(out, "        }}");
+    let _ = writeln!(out, "      }}");
+}
+
+fn callout_user(out: &mut String, nkey: &str) {
+    let p = callout();
+    let _ = writeln!(
+        out,
+        "      # the ACA's auth callout service: answers the server's authorization requests"
+    );
+    let _ = writeln!(out, "      {{");
+    let _ = writeln!(out, "        nkey: {nkey:?}");
+    let _ = writeln!(out, "        permissions: {{");
+    let _ = writeln!(
+        out,
+        "          subscribe: {{ allow: {} }}",
+        list(&p.subscribe_allow)
+    );
+    let _ = writeln!(
+        out,
+        "          # replies only, to the server's request inbox"
+    );
+    let _ = writeln!(
+        out,
+        "          allow_responses: {{ max: 1, expires: \"10s\" }}"
     );
     let _ = writeln!(out, "        }}");
     let _ = writeln!(out, "      }}");
@@ -210,6 +253,7 @@ pub fn render(c: &ServerConfig) -> String {
         &c.identities.auditor,
         &auditor(&c.domain, &c.stream),
     );
+    callout_user(&mut out, &c.identities.callout);
     let _ = writeln!(out, "    ]");
     let _ = writeln!(out, "  }}");
     let _ = writeln!(out, "  SYS {{");
@@ -217,5 +261,27 @@ pub fn render(c: &ServerConfig) -> String {
     let _ = writeln!(out, "  }}");
     let _ = writeln!(out, "}}");
     let _ = writeln!(out, "system_account: SYS");
+    let id = &c.identities;
+    let _ = writeln!(
+        out,
+        "\n# every other client (the agents) is decided by the ACA's auth callout (ADR 0006)"
+    );
+    let _ = writeln!(out, "authorization {{");
+    let _ = writeln!(out, "  auth_callout {{");
+    let _ = writeln!(out, "    issuer: {:?}", id.callout_issuer);
+    let _ = writeln!(out, "    account: ACCORD");
+    let _ = writeln!(
+        out,
+        "    auth_users: {}",
+        list(&[
+            id.services.clone(),
+            id.admin.clone(),
+            id.auditor.clone(),
+            id.callout.clone(),
+            id.system.clone()
+        ])
+    );
+    let _ = writeln!(out, "  }}");
+    let _ = writeln!(out, "}}");
     out
 }

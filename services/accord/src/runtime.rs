@@ -415,8 +415,73 @@ async fn start_authority(
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!(ca = ?authority.ca(), "the Agent Credential Authority is running");
     tokio::spawn(authority.clone().maintain_crl(stop.clone()));
-    tokio::spawn(authority.clone().run_sweep(stop));
+    tokio::spawn(authority.clone().run_sweep(stop.clone()));
+    start_callout(config, a, &authority, store, stop)?;
     Ok(authority)
+}
+
+/// The NATS auth callout that admits agents (ADR 0006), when `[authority]` names its keys.
+fn start_callout(
+    config: &Config,
+    a: &crate::config::AuthoritySection,
+    authority: &Arc<accord_authority::Authority>,
+    store: &EventStore,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    use accord_authority::callout::{Callout, CalloutConfig};
+    let (Some(issuer), Some(creds)) = (&a.nats_callout_issuer, &a.nats_callout_credentials) else {
+        tracing::warn!(
+            "no nats_callout_issuer/credentials in [authority]: agents cannot connect to NATS"
+        );
+        return Ok(());
+    };
+    let seed = String::from_utf8(issuer.read().map_err(anyhow::Error::msg)?)
+        .context("authority.nats_callout_issuer is not text")?;
+    let issuer = nkeys::KeyPair::from_seed(seed.trim())
+        .map_err(|e| anyhow::anyhow!("authority.nats_callout_issuer: {e}"))?;
+    let callout = Callout::new(
+        authority.clone(),
+        CalloutConfig {
+            domain: config.domain.id.clone(),
+            stream: store.config().stream.name.clone(),
+            account: "ACCORD".into(),
+            issuer: Arc::new(issuer),
+            per_agent_per_minute: 60,
+        },
+    );
+    if let Some(system) = a.nats_system_credentials.clone() {
+        let (url, ca, authority, stop) = (
+            config.nats.url.clone(),
+            config.nats.ca.clone(),
+            authority.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            match connect(&url, &ca, &system, "accord-aca-kick").await {
+                Ok(c) => accord_authority::callout::kick_revoked(authority, c, stop).await,
+                Err(e) => tracing::warn!(error = %e, "revoked agents will not be kicked"),
+            }
+        });
+    }
+    let (url, ca, creds) = (
+        config.nats.url.clone(),
+        config.nats.ca.clone(),
+        creds.clone(),
+    );
+    tokio::spawn(async move {
+        // the callout's own connection; retried until it is up, since agents depend on it
+        let client = loop {
+            match connect(&url, &ca, &creds, "accord-auth-callout").await {
+                Ok(c) => break c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "auth callout: connecting to NATS");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        callout.serve(client, stop).await;
+    });
+    Ok(())
 }
 
 /// Publishes `bundle` as the next version of `name` (checked first; nothing when unchanged).

@@ -27,6 +27,10 @@ fn identities() -> Identities {
         admin: public(2),
         auditor: public(3),
         system: public(4),
+        callout: public(5),
+        callout_issuer: nkeys::KeyPair::new_from_raw(nkeys::KeyPairType::Account, [6; 32])
+            .unwrap()
+            .public_key(),
     }
 }
 

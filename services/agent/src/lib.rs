@@ -13,6 +13,8 @@
 //! Renewal proves the current credential with a workload proof token signed by the current key
 //! (`wpt+jwt`, bound to the identity token and to the new CSR), and may move to a new key.
 
+pub mod feed;
+
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};

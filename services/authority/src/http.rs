@@ -13,6 +13,7 @@
 //! | `GET /v1/ca` | anyone | the CA chain, PEM |
 //! | `GET /v1/jwks`, `/.well-known/jwks.json` | anyone | the token-signing key |
 //! | `GET /v1/crl` | anyone | the CRL, DER (`?min_seq=N&wait_ms=W`) |
+//! | `GET /v1/revocations/stream` | anyone | revocations as server-sent events (`feed.rs`) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,6 +78,7 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             rate_limit,
         ));
+    let feed = crate::feed::router(crate::feed::FeedState::new(state.authority.clone()));
     Router::new()
         .merge(limited)
         .route("/v1/ca", get(ca))
@@ -85,6 +87,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/crl", get(crl))
         .layer(axum::extract::DefaultBodyLimit::max(accord_web::MAX_BODY))
         .with_state(state)
+        .merge(feed)
 }
 
 async fn rate_limit(State(s): St, req: Request, next: Next) -> Response {

@@ -74,7 +74,7 @@ impl AuthorityConfig {
         }
     }
 
-    fn issuer(&self) -> String {
+    pub(crate) fn issuer(&self) -> String {
         format!("spiffe://{}", self.trust_domain)
     }
 

@@ -5,11 +5,13 @@
 pub mod agent;
 pub mod api;
 pub mod ca;
+pub mod callout;
 pub mod checks;
 pub mod crl;
 pub mod csr;
 pub mod der;
 pub mod evidence;
+pub mod feed;
 pub mod http;
 pub mod issue;
 pub mod jws;

@@ -19,13 +19,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use accord_authority::signer::{Signer, SoftwareKey};
+use accord_authority::testkit::EvidenceKit;
 use accord_simulations::{Latency, Row, fmt_dur, fmt_rate, print_table, rate};
 use anyhow::{Context, anyhow, bail};
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P256_SHA256_FIXED, EcdsaKeyPair,
     KeyPair, UnparsedPublicKey,
 };
-use accord_authority::testkit::EvidenceKit;
 use base64::Engine;
 use clap::Parser;
 use serde_json::{Value, json};
@@ -591,4 +591,3 @@ async fn main() -> anyhow::Result<()> {
     print_table(&rows);
     Ok(())
 }
-

@@ -1,0 +1,256 @@
+//! The revocation feed: every `CredentialRevoked` of the domain, in log order, with its stream
+//! sequence as the cursor. Agents read it over NATS (their own push consumer, admitted by the
+//! auth callout, `callout.rs`) or over HTTPS as server-sent events:
+//!
+//! `GET /v1/revocations/stream` (public, as the CRL is: revocations are public information):
+//! the cursor is the `Last-Event-ID` header or `?from=` (the last sequence seen; 0 or none = from
+//! the start); each event is `id: <seq>`, `event: revocation`, `data: <Revocation as JSON>`;
+//! a keep-alive comment every 15 s; at most [`MAX_STREAMS`] streams at once (503 beyond).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use accord_events::catalogue::RevocationReason;
+use accord_events::{AgentId, CredentialSerial, DomainId, Event, Timestamp};
+use accord_web::Problem;
+use async_nats::jetstream::consumer::{DeliverPolicy, push};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::issue::Authority;
+
+/// Server-sent event streams open at once.
+pub const MAX_STREAMS: usize = 256;
+
+/// One revocation, as the feed delivers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// The event's stream sequence: the cursor.
+    pub seq: u64,
+    /// The agent whose credentials were revoked.
+    pub agent_id: AgentId,
+    pub serials: Vec<CredentialSerial>,
+    pub reason: RevocationReason,
+    pub revoked_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeedDecodeError {
+    #[error("not a stored event: {0}")]
+    Event(String),
+    #[error("event {0} is not a CredentialRevoked")]
+    NotRevocation(String),
+    #[error("the event's aggregate is not an agent id")]
+    Agent,
+}
+
+impl Revocation {
+    /// Decodes a stored `CredentialRevoked` (the bytes of the log's message) at `seq`. The
+    /// event's signature is not checked here: the feed comes from the domain's own stream over
+    /// an authenticated connection (see `accord_events::signing::UnverifiedEvent`).
+    pub fn decode(seq: u64, payload: &[u8]) -> Result<Self, FeedDecodeError> {
+        let e = accord_events::signing::parse_unverified(payload)
+            .map_err(|e| FeedDecodeError::Event(e.to_string()))?;
+        let env = e.envelope;
+        let event = env
+            .decode()
+            .map_err(|e| FeedDecodeError::Event(e.to_string()))?;
+        let Event::CredentialRevoked(r) = event else {
+            return Err(FeedDecodeError::NotRevocation(
+                env.event_type.as_str().to_owned(),
+            ));
+        };
+        let agent_id =
+            AgentId::parse(env.aggregate.id.as_str()).map_err(|_| FeedDecodeError::Agent)?;
+        Ok(Self {
+            seq,
+            agent_id,
+            serials: r.serials,
+            reason: r.reason,
+            revoked_at: r.revoked_at,
+        })
+    }
+}
+
+/// The stream sequence of a JetStream delivery, from its `$JS.ACK` reply subject (the v1 form
+/// `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` or the v2 form with
+/// domain and account hash before the stream and a token after).
+pub fn stream_seq(reply: &str) -> Option<u64> {
+    let t: Vec<&str> = reply.split('.').collect();
+    if t.len() < 2 || t[0] != "$JS" || t[1] != "ACK" {
+        return None;
+    }
+    match t.len() {
+        9 => t[5].parse().ok(),
+        n if n >= 11 => t[7].parse().ok(),
+        _ => None,
+    }
+}
+
+/// The subject filter of the feed.
+pub fn filter(domain: &DomainId) -> String {
+    crate::callout::revocation_filter(domain)
+}
+
+/// What the SSE route shares.
+#[derive(Clone)]
+pub struct FeedState {
+    pub authority: Arc<Authority>,
+    pub streams: Arc<tokio::sync::Semaphore>,
+}
+
+impl std::fmt::Debug for FeedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedState").finish_non_exhaustive()
+    }
+}
+
+impl FeedState {
+    pub fn new(authority: Arc<Authority>) -> Self {
+        Self {
+            authority,
+            streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
+        }
+    }
+}
+
+/// The SSE route (to merge into the ACA's router).
+pub fn router(state: FeedState) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/revocations/stream", axum::routing::get(stream))
+        .with_state(state)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamQuery {
+    from: Option<u64>,
+}
+
+fn bad(detail: impl Into<String>) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "bad-cursor",
+        "The cursor is not a stream sequence",
+        detail,
+    )
+}
+
+async fn stream(
+    State(s): State<FeedState>,
+    headers: HeaderMap,
+    q: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
+    let header = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .ok_or_else(|| bad("Last-Event-ID is not a stream sequence"))?,
+        ),
+        None => None,
+    };
+    // a reconnecting EventSource sends Last-Event-ID; it wins over the URL's first cursor
+    let cursor = header.or(q.from).unwrap_or(0);
+    let permit = s.streams.clone().try_acquire_owned().map_err(|_| {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too-many-streams",
+            "Too many revocation streams are open",
+            "retry later, with Last-Event-ID",
+        )
+    })?;
+    let store = s.authority.exec.store().event_store().clone();
+    let deliver_policy = if cursor == 0 {
+        DeliverPolicy::All
+    } else {
+        DeliverPolicy::ByStartSequence {
+            start_sequence: cursor.saturating_add(1),
+        }
+    };
+    let consumer = store
+        .jetstream()
+        .create_consumer_on_stream(
+            push::OrderedConfig {
+                deliver_subject: store.client().new_inbox(),
+                filter_subject: filter(store.domain()),
+                deliver_policy,
+                ..Default::default()
+            },
+            store.config().stream.name.as_str(),
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "revocation stream: creating the consumer");
+            Problem::unavailable()
+        })?;
+    let messages = consumer.messages().await.map_err(|e| {
+        tracing::warn!(error = %e, "revocation stream: reading");
+        Problem::unavailable()
+    })?;
+    let events = messages
+        .take_while(|m| futures::future::ready(m.is_ok()))
+        .filter_map(|m| async move {
+            let m = m.ok()?;
+            let seq = m.info().ok()?.stream_sequence;
+            match Revocation::decode(seq, &m.payload) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(seq, error = %e, "revocation stream: undecodable event skipped");
+                    None
+                }
+            }
+        })
+        .map(move |r| {
+            let _held = &permit;
+            Ok::<_, Infallible>(
+                axum::response::sse::Event::default()
+                    .id(r.seq.to_string())
+                    .event("revocation")
+                    .json_data(&r)
+                    .unwrap_or_default(),
+            )
+        });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn stream_sequences_come_from_both_ack_forms() {
+        assert_eq!(
+            stream_seq("$JS.ACK.ACCORD_EVENTS.rev-x.1.42.7.1700000000000000000.0"),
+            Some(42)
+        );
+        assert_eq!(
+            stream_seq("$JS.ACK.dev.ACCHASH.ACCORD_EVENTS.rev-x.1.43.7.1700000000000000000.0.tok"),
+            Some(43)
+        );
+        assert_eq!(stream_seq("_INBOX.abc"), None);
+        assert_eq!(stream_seq("$JS.ACK.a.b.c"), None);
+        assert_eq!(stream_seq("$JS.ACK.S.C.1.x.7.1.0"), None);
+    }
+
+    #[test]
+    fn only_revocations_decode() {
+        assert!(matches!(
+            Revocation::decode(1, b"{}"),
+            Err(FeedDecodeError::Event(_))
+        ));
+        assert!(matches!(
+            Revocation::decode(1, b"not json"),
+            Err(FeedDecodeError::Event(_))
+        ));
+    }
+}
