@@ -837,7 +837,9 @@ async fn refused_requests_are_typed_problems_that_change_nothing() {
         ("unknown field", creds().json(&with(json!({"role": "admin"}))), 400, "malformed-body"),
         ("32 levels", raw(nested(32)), 400, "malformed-body"),
         ("33 levels", raw(nested(33)), 400, "body-too-deep"),
-        ("over 64 KiB", creds().json(&json!({ "csr": "A".repeat(65 << 10) })), 413, "body-too-large"),
+        // the credentials route takes up to 512 KiB (an AIBOM travels in it), a CSR 16 KiB
+        ("CSR over 16 KiB", creds().json(&json!({ "csr": "A".repeat(65 << 10) })), 400, "csr-too-large"),
+        ("over 512 KiB", creds().json(&json!({ "csr": "A".repeat(513 << 10) })), 413, "body-too-large"),
         ("text/plain", creds().header("content-type", "text/plain").body(good_body.to_string()), 415, "unsupported-media-type"),
         ("no content type", creds().body(good_body.to_string()), 415, "unsupported-media-type"),
         ("lifetime too short", creds().json(&with(json!({"lifetime_secs": 10}))), 400, "bad-request"),
@@ -875,7 +877,7 @@ async fn refused_requests_are_typed_problems_that_change_nothing() {
         ("CRL query not a number", get("/v1/crl?min_seq=abc"), 400, "bad-query"),
         ("CRL query unknown", get("/v1/crl?since=1"), 400, "bad-query"),
     ];
-    assert_eq!(cases.len(), 39);
+    assert_eq!(cases.len(), 40);
     for (what, request, status, kind) in cases {
         let r = d.send(request).await;
         assert!(r.status < 500, "{what}: {}", r.raw);

@@ -44,6 +44,21 @@ impl Domain {
     async fn start(tmp: &tempfile::TempDir) -> Self {
         let dev = Dev::start(&tmp.path().join("domain"), &[], &[]);
         dev.wait_ready(Duration::from_secs(60)).await;
+        // the feed is what these tests are about: agents enroll on proof of possession (the
+        // evidence is tested in tests/evidence.rs)
+        let admin = std::fs::read_to_string(dev.dir.join("http/admin.token")).unwrap();
+        publish_issuance_requirements(
+            &dev,
+            admin.trim(),
+            &[
+                ("initial_trust", false),
+                ("attestation", false),
+                ("aibom", false),
+                ("provider_endorsement", false),
+                ("owner_binding", false),
+            ],
+        )
+        .await;
         let work = tmp.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
         Self { dev, work }

@@ -139,6 +139,10 @@ impl Domain {
                     continue;
                 }
                 let rel = p.strip_prefix(&lib)?.to_string_lossy().into_owned();
+                // its tests pin the shipped (strict) settings, which this domain changes
+                if rel.ends_with("issuance_test.rego") {
+                    continue;
+                }
                 let mut content = std::fs::read_to_string(&p)?;
                 if rel == "data.json" {
                     let mut v: Value = serde_json::from_str(&content)?;

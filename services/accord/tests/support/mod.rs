@@ -409,6 +409,10 @@ pub async fn publish_issuance_requirements(dev: &Dev, admin: &str, require: &[(&
                 continue;
             }
             let rel = p.strip_prefix(&lib).unwrap().to_string_lossy().into_owned();
+            // its tests pin the shipped (strict) settings, which this domain changes
+            if rel.ends_with("issuance_test.rego") {
+                continue;
+            }
             let mut content = std::fs::read_to_string(&p).unwrap();
             if rel == "data.json" {
                 let mut v: serde_json::Value = serde_json::from_str(&content).unwrap();
