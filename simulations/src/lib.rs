@@ -79,3 +79,89 @@ pub fn fmt_dur(d: Duration) -> String {
         format!("{:.2} ms", d.as_secs_f64() * 1e3)
     }
 }
+
+/// Publishes the shipped policy library with only proof of possession required (a domain that
+/// asks no evidence, like the ACA's first part), after the library's own first publication,
+/// and waits until the PDP answers with it. The library's tests of the strict settings go,
+/// since this bundle changes them.
+pub async fn proof_of_possession_only(
+    http: &reqwest::Client,
+    url: &str,
+    admin: &str,
+) -> anyhow::Result<()> {
+    use anyhow::{Context, bail};
+    use serde_json::{Value, json};
+    let lib = accord_testkit::repo_root().join("services/policy/library");
+    let mut files = Vec::new();
+    let mut stack = vec![lib.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)? {
+            let p = e?.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(&lib)?.to_string_lossy().into_owned();
+            if rel.ends_with("issuance_test.rego") {
+                continue;
+            }
+            let mut content = std::fs::read_to_string(&p)?;
+            if rel == "data.json" {
+                let mut v: Value = serde_json::from_str(&content)?;
+                for check in [
+                    "initial_trust",
+                    "attestation",
+                    "aibom",
+                    "provider_endorsement",
+                    "owner_binding",
+                ] {
+                    v["accord"]["settings"]["issuance"]["require"][check] = false.into();
+                }
+                content = serde_json::to_string(&v)?;
+            }
+            files.push(json!({"path": rel, "content": content}));
+        }
+    }
+    let policies = || async {
+        let v: Value = http
+            .get(format!("{url}/v1/policies"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok::<_, anyhow::Error>(v)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let bundle = loop {
+        if let Some(b) = policies().await?["bundle"]["name"].as_str() {
+            break b.to_owned();
+        }
+        if Instant::now() > deadline {
+            bail!("no policy bundle loaded");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let r = http
+        .post(format!("{url}/v1/policies/{bundle}"))
+        .bearer_auth(admin)
+        .json(&json!({ "files": files }))
+        .send()
+        .await?;
+    let v: Value = r.json().await?;
+    let seq = v["seq"]
+        .as_u64()
+        .with_context(|| format!("publishing: {v}"))?;
+    loop {
+        if policies().await?["bundle"]["published_seq"]
+            .as_u64()
+            .unwrap_or(0)
+            >= seq
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the PDP never loaded the bundle");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -416,6 +416,7 @@ async fn start_authority(
     tracing::info!(ca = ?authority.ca(), "the Agent Credential Authority is running");
     tokio::spawn(authority.clone().maintain_crl(stop.clone()));
     tokio::spawn(authority.clone().run_sweep(stop.clone()));
+    tokio::spawn(authority.clone().follow_trust(stop.clone()));
     start_callout(config, a, &authority, store, stop)?;
     Ok(authority)
 }

@@ -34,14 +34,6 @@ fn output_text(o: &Output) -> String {
     )
 }
 
-/// Runs `cmd`, which must succeed; its stdout.
-#[track_caller]
-fn must(cmd: &mut Command) -> String {
-    let o = cmd.output().unwrap();
-    assert!(o.status.success(), "{cmd:?}: {}", output_text(&o));
-    String::from_utf8(o.stdout).unwrap()
-}
-
 fn openssl(work: &Path) -> Command {
     let mut c = Command::new("openssl");
     c.current_dir(work);

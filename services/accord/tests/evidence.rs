@@ -27,18 +27,6 @@ use time::OffsetDateTime;
 
 const PROBLEMS: &str = "https://accord.dev/problems/";
 
-#[track_caller]
-fn must(cmd: &mut Command) -> String {
-    let o = cmd.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
 struct Answer {
     status: u16,
     body: Value,
@@ -398,7 +386,8 @@ async fn bad_evidence_is_a_typed_refusal_that_appends_nothing() {
     let stranger = EvidenceKit::new("-x");
     let (expired_chain, _) =
         k.another_environment(OffsetDateTime::now_utc() - time::Duration::days(1));
-    let other_key = SoftwareKey::generate_p256().unwrap().0;
+    let other_key = SoftwareKey::generate_p256().unwrap().1;
+    let env_key = k.environment_pkcs8.clone();
     let mut off = k.measurements.clone();
     off.insert(
         "kernel".into(),
@@ -437,7 +426,6 @@ async fn bad_evidence_is_a_typed_refusal_that_appends_nothing() {
     };
 
     // (what, evidence change, check, problem type)
-    type Change = Box<dyn Fn(&mut Value, &str)>;
     let cases: Vec<(&str, Change, &str, &str)> = vec![
         (
             "identity certificate from an untrusted manufacturer",
@@ -459,102 +447,42 @@ async fn bad_evidence_is_a_typed_refusal_that_appends_nothing() {
         ),
         (
             "attestation evidence signed by another key",
-            Box::new({
-                let m = k.measurements.clone();
-                move |e, n| {
-                    e["eat"] = w_eat(&m, n, Some(&other_key_of()), None).into();
-                }
-            }),
+            eat_case(&k.measurements, &other_key, None, None),
             "attestation",
             "eat-signature",
         ),
         (
             "stale attestation evidence",
-            Box::new({
-                let m = k.measurements.clone();
-                let env = k.environment_pkcs8.clone();
-                move |e, n| {
-                    e["eat"] = w_eat(
-                        &m,
-                        n,
-                        Some(&SoftwareKey::from_pkcs8(&env, "e").unwrap()),
-                        Some(now - 3600),
-                    )
-                    .into()
-                }
-            }),
+            eat_case(&k.measurements, &env_key, Some(now - 3600), None),
             "attestation",
             "eat-stale",
         ),
         (
             "measurements off the reference values",
-            Box::new({
-                let off = off.clone();
-                let env = k.environment_pkcs8.clone();
-                move |e, n| {
-                    e["eat"] = w_eat(
-                        &off,
-                        n,
-                        Some(&SoftwareKey::from_pkcs8(&env, "e").unwrap()),
-                        None,
-                    )
-                    .into()
-                }
-            }),
+            eat_case(&off, &env_key, None, None),
             "attestation",
             "eat-measurement",
         ),
         (
             "a component without reference values",
-            Box::new({
-                let m = unknown_component.clone();
-                let env = k.environment_pkcs8.clone();
-                move |e, n| {
-                    e["eat"] = w_eat(
-                        &m,
-                        n,
-                        Some(&SoftwareKey::from_pkcs8(&env, "e").unwrap()),
-                        None,
-                    )
-                    .into()
-                }
-            }),
+            eat_case(&unknown_component, &env_key, None, None),
             "attestation",
             "eat-measurement",
         ),
         (
             "a measurement missing",
-            Box::new({
-                let m = missing.clone();
-                let env = k.environment_pkcs8.clone();
-                move |e, n| {
-                    e["eat"] = w_eat(
-                        &m,
-                        n,
-                        Some(&SoftwareKey::from_pkcs8(&env, "e").unwrap()),
-                        None,
-                    )
-                    .into()
-                }
-            }),
+            eat_case(&missing, &env_key, None, None),
             "attestation",
             "eat-measurement",
         ),
         (
             "a nonce this ACA never issued",
-            Box::new({
-                let m = k.measurements.clone();
-                let env = k.environment_pkcs8.clone();
-                move |e, _| {
-                    e["eat"] = w_eat(
-                        &m,
-                        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-                        Some(&SoftwareKey::from_pkcs8(&env, "e").unwrap()),
-                        None,
-                    )
-                    .into()
-                }
-            }),
+            eat_case(
+                &k.measurements,
+                &env_key,
+                None,
+                Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+            ),
             "attestation",
             "eat-nonce-unknown",
         ),
@@ -656,7 +584,6 @@ async fn bad_evidence_is_a_typed_refusal_that_appends_nothing() {
             "owner-audience",
         ),
     ];
-    let _ = &other_key;
 
     let before = w.last_seq().await;
     for (what, change, check, kind) in &cases {
@@ -689,24 +616,28 @@ async fn bad_evidence_is_a_typed_refusal_that_appends_nothing() {
     assert_eq!(w.last_seq().await, after_trust, "refusals append nothing");
 }
 
-fn other_key_of() -> SoftwareKey {
-    SoftwareKey::generate_p256().unwrap().0
-}
+type Change = Box<dyn Fn(&mut Value, &str)>;
 
-/// An EAT of the Accord profile with these measurements, by `key`, issued at `iat`.
-fn w_eat(
+/// A change that replaces the EAT: these measurements, signed by `key`, issued at `iat`
+/// (default now), over `nonce` (default the fresh one of the request).
+fn eat_case(
     m: &BTreeMap<String, Digest>,
-    nonce: &str,
-    key: Option<&SoftwareKey>,
+    key_pkcs8: &[u8],
     iat: Option<i64>,
-) -> String {
+    nonce: Option<&'static str>,
+) -> Change {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let iat = iat.unwrap_or(now);
-    let list: Vec<(&str, &Digest)> = m.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let mut claims = eat::claims(nonce, &list, iat, iat + 7200);
-    claims["dbgstat"] = "disabled-permanently".into();
-    let key = key.unwrap();
-    accord_authority::jws::sign(key, eat::TYP_EAT, &claims).unwrap()
+    let list: Vec<(String, Digest)> = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let key = SoftwareKey::from_pkcs8(key_pkcs8, "test key").unwrap();
+    Box::new(move |e, fresh| {
+        let refs: Vec<(&str, &Digest)> = list.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let mut claims = eat::claims(nonce.unwrap_or(fresh), &refs, iat, iat + 7200);
+        claims["dbgstat"] = "disabled-permanently".into();
+        e["eat"] = accord_authority::jws::sign(&key, eat::TYP_EAT, &claims)
+            .unwrap()
+            .into();
+    })
 }
 
 fn eat_nonce(token: &str) -> String {

@@ -350,11 +350,7 @@ impl Authority {
         };
         // 3. the evidence: each part present is checked (a bad one refuses the request), the
         //    policy learns which passed and which are absent
-        let trust = self
-            .trust_cache
-            .get(&**self.trust.store())
-            .await
-            .map_err(IssueError::Unavailable)?;
+        let trust = self.trust_cache.get();
         let evidence = req.evidence.clone().unwrap_or_default();
         let checked = crate::checks::check(
             &evidence,
@@ -791,20 +787,23 @@ impl Authority {
                 },
             )
             .await?;
-        let serials = out
-            .events
-            .iter()
-            .find_map(|e| match &e.event {
-                accord_events::Event::CredentialRevoked(r) => Some(r.serials.clone()),
-                _ => None,
-            })
-            .unwrap_or_default();
         Ok(RevocationResponse {
             agent_id,
-            serials,
+            serials: revoked_serials(&out),
             seq: out.version.stream_seq,
         })
     }
+}
+
+/// The serials a command's `CredentialRevoked` took (none when it revoked nothing).
+pub(crate) fn revoked_serials(out: &accord_store::cqrs::Executed) -> Vec<CredentialSerial> {
+    out.events
+        .iter()
+        .find_map(|e| match &e.event {
+            accord_events::Event::CredentialRevoked(r) => Some(r.serials.clone()),
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// The workload identity token of a credential: the certificate's facts, `cnf.jwk` the agent's

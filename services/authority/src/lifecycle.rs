@@ -173,17 +173,9 @@ impl Authority {
                 },
             )
             .await?;
-        let revoked = out
-            .events
-            .iter()
-            .find_map(|e| match &e.event {
-                accord_events::Event::CredentialRevoked(r) => Some(r.serials.clone()),
-                _ => None,
-            })
-            .unwrap_or_default();
         Ok(LifecycleResponse {
             agent_id: *agent,
-            revoked,
+            revoked: crate::issue::revoked_serials(&out),
             seq: out.version.stream_seq,
         })
     }
@@ -262,6 +254,10 @@ impl Authority {
             .wait_for(seq, TRUST_VISIBLE_WITHIN)
             .await
             .map_err(|e| IssueError::Unavailable(e.to_string()))?;
+        self.trust_cache
+            .refresh(&**self.trust.store())
+            .await
+            .map_err(IssueError::Unavailable)?;
         Ok(TrustResponse {
             material_id: id,
             event: out
@@ -421,6 +417,25 @@ impl Authority {
             }
         }
         Ok(report)
+    }
+
+    /// Keeps the trust material the issuance path reads current: refreshes it whenever the
+    /// `trust` projection moves (at most every 20 ms), until `stop`.
+    pub async fn follow_trust(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut progress = self.trust.watch();
+        loop {
+            if let Err(e) = self.trust_cache.refresh(&**self.trust.store()).await {
+                tracing::warn!(error = %e, "reading the trust material");
+            }
+            tokio::select! {
+                r = progress.changed() => if r.is_err() { return },
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            tokio::time::sleep(StdDuration::from_millis(20)).await;
+        }
     }
 
     /// Runs the sweep every `sweep_every` until `stop`.

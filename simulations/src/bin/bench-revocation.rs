@@ -96,6 +96,8 @@ impl Dev {
         d.admin = std::fs::read_to_string(dir.join("http/admin.token"))?
             .trim()
             .to_owned();
+        // the feed is measured, not the evidence: agents enroll on proof of possession
+        accord_simulations::proof_of_possession_only(&d.http, &d.url, &d.admin).await?;
         Ok(d)
     }
 

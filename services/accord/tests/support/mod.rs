@@ -467,3 +467,16 @@ pub async fn publish_issuance_requirements(dev: &Dev, admin: &str, require: &[(&
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Runs `cmd`, which must succeed; its stdout (what it printed goes into the failure).
+#[track_caller]
+pub fn must(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}

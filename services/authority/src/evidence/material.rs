@@ -3,7 +3,7 @@
 //! sequence of the last trust event) moves.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use accord_events::catalogue::{
     AibomDenyListSet, AnchorPurpose, AttestationVerifierAdded, IdentityProviderAdded,
@@ -42,6 +42,21 @@ fn decode<T: serde::de::DeserializeOwned>(
 }
 
 impl TrustSnapshot {
+    /// No material (a domain that trusts nothing yet).
+    pub fn empty() -> Self {
+        Self {
+            version: 0,
+            anchors: Vec::new(),
+            revoked: BTreeSet::new(),
+            verifiers: Vec::new(),
+            providers: Vec::new(),
+            idps: Vec::new(),
+            deny: AibomDenyListSet {
+                entries: Vec::new(),
+            },
+        }
+    }
+
     /// Reads the whole material from the projection.
     pub async fn load(store: &dyn ProjectionStore, version: u64) -> Result<Self, String> {
         let scan = |t: &'static str| async move {
@@ -106,30 +121,52 @@ impl TrustSnapshot {
     }
 }
 
-/// The snapshot, reloaded when the material changed.
-#[derive(Debug, Default)]
+/// The snapshot the issuance path reads without waiting: a refresher (the ACA's
+/// [`crate::Authority::follow_trust`] task, and the ACA's own trust commands) replaces it when
+/// the projection's `meta.version` row moves. Requests never touch the projection store, whose
+/// lock the runners hold while they apply batches.
+#[derive(Debug)]
 pub struct TrustCache {
-    current: Mutex<Option<Arc<TrustSnapshot>>>,
+    current: RwLock<Arc<TrustSnapshot>>,
+}
+
+impl Default for TrustCache {
+    fn default() -> Self {
+        Self {
+            current: RwLock::new(Arc::new(TrustSnapshot::empty())),
+        }
+    }
 }
 
 impl TrustCache {
-    pub async fn get(&self, store: &dyn ProjectionStore) -> Result<Arc<TrustSnapshot>, String> {
+    /// The material in force, as last refreshed.
+    pub fn get(&self) -> Arc<TrustSnapshot> {
+        match self.current.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Reloads the snapshot when the material changed since the last load.
+    pub async fn refresh(&self, store: &dyn ProjectionStore) -> Result<u64, String> {
         let version = store
             .get(PROJECTION, "meta", "version")
             .await
             .map_err(|e| e.to_string())?
             .and_then(|v| v.get("seq").and_then(Value::as_u64))
             .unwrap_or(0);
-        if let Ok(g) = self.current.lock()
-            && let Some(s) = g.as_ref()
-            && s.version == version
-        {
-            return Ok(s.clone());
+        if self.get().version == version {
+            return Ok(version);
         }
         let fresh = Arc::new(TrustSnapshot::load(store, version).await?);
-        if let Ok(mut g) = self.current.lock() {
-            *g = Some(fresh.clone());
+        let mut g = match self.current.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        // two refreshers may race: a slower one never puts back older material
+        if g.version <= version {
+            *g = fresh;
         }
-        Ok(fresh)
+        Ok(version)
     }
 }
