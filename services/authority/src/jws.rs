@@ -10,7 +10,6 @@
 //! (`verify`); ID tokens are not, and go through [`verify_jwt`], which accepts only a missing
 //! `typ` or `JWT`.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use accord_events::KeyId;
@@ -18,7 +17,6 @@ use accord_events::common::PublicJwk;
 use aws_lc_rs::signature::{self, UnparsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::signer::{Signer, SignerError, SignerExt};
@@ -364,78 +362,14 @@ pub fn random_jti() -> String {
 /// Parses a UTF-8 JSON object, refusing duplicate member names at any depth (RFC 8725 §3.7:
 /// so every reader sees the same claims) and nesting deeper than 16.
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_owned())?;
-    let mut de = serde_json::Deserializer::from_str(text);
-    let v = de::DeserializeSeed::deserialize(NoDup(0), &mut de).map_err(|e| e.to_string())?;
-    de.end().map_err(|e| e.to_string())?;
-    match v {
-        Value::Object(m) => Ok(m),
-        _ => Err("not a JSON object".into()),
+    match crate::json::parse(bytes, MAX_DEPTH) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err("not a JSON object".into()),
+        Err(r) => Err(r.to_string()),
     }
 }
 
 const MAX_DEPTH: usize = 16;
-
-#[derive(Clone, Copy)]
-struct NoDup(usize);
-
-impl<'de> de::DeserializeSeed<'de> for NoDup {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NoDup {
-    type Value = Value;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JSON")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(v.into())
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(v.into())
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
-        if self.0 >= MAX_DEPTH {
-            return Err(de::Error::custom("nested too deeply"));
-        }
-        let mut v = Vec::new();
-        while let Some(x) = a.next_element_seed(NoDup(self.0 + 1))? {
-            v.push(x);
-        }
-        Ok(Value::Array(v))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
-        if self.0 >= MAX_DEPTH {
-            return Err(de::Error::custom("nested too deeply"));
-        }
-        let mut m = BTreeMap::new();
-        while let Some(k) = a.next_key::<String>()? {
-            let v = a.next_value_seed(NoDup(self.0 + 1))?;
-            if m.insert(k.clone(), v).is_some() {
-                return Err(de::Error::custom(format!("duplicate member {k:?}")));
-            }
-        }
-        Ok(Value::Object(m.into_iter().collect()))
-    }
-}
 
 #[cfg(test)]
 #[path = "jws/tests.rs"]

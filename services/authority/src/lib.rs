@@ -14,6 +14,7 @@ pub mod evidence;
 pub mod feed;
 pub mod http;
 pub mod issue;
+mod json;
 pub mod jws;
 pub mod lifecycle;
 pub mod pkcs11;

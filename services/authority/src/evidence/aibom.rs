@@ -23,7 +23,7 @@
 //! and the CSR's `ai_sbom_ref` do that), embedded VEX, CPE matching, `pedigree` components.
 
 mod deny;
-mod json;
+use crate::json;
 mod purl;
 mod vers;
 

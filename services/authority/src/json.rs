@@ -1,7 +1,6 @@
-//! The AIBOM's JSON reader: UTF-8 JSON, nesting bounded, duplicate member names refused at
-//! any depth (so every reader of the same bytes sees the same BOM). The JWT parser in
-//! [`crate::jws`] has the same shape with a smaller bound; this one is separate so that its
-//! limit can differ without loosening the token parser.
+//! The strict JSON reader of untrusted documents (token claims and headers, AIBOMs): UTF-8,
+//! nesting bounded by the caller, duplicate member names refused at any depth (RFC 8725 §3.7:
+//! so every reader of the same bytes sees the same document).
 
 use std::cell::Cell;
 use std::fmt;
@@ -11,15 +10,25 @@ use serde_json::{Map, Value};
 
 /// Why a document was not read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Refused {
+pub(crate) enum Refused {
     TooDeep,
     Duplicate(String),
     Malformed(String),
 }
 
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooDeep => f.write_str("nested too deeply"),
+            Self::Duplicate(k) => write!(f, "duplicate member {k:?}"),
+            Self::Malformed(why) => f.write_str(why),
+        }
+    }
+}
+
 /// Parses `bytes` as one JSON value with at most `max_depth` nested arrays and objects (the
 /// outermost counts as one).
-pub(super) fn parse(bytes: &[u8], max_depth: usize) -> Result<Value, Refused> {
+pub(crate) fn parse(bytes: &[u8], max_depth: usize) -> Result<Value, Refused> {
     let text = std::str::from_utf8(bytes).map_err(|_| Refused::Malformed("not UTF-8".into()))?;
     let refused = Cell::new(None);
     let mut de = serde_json::Deserializer::from_str(text);
