@@ -50,6 +50,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// The audit log: checkpoints, proofs, verification of a whole history, exports, and a
+    /// credential's state at a point of the history.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Trust material (admin): manufacturer CAs, attestation verifiers, agent providers,
     /// owner identity providers, the AIBOM deny-list. Each change is an event.
     Trust {
@@ -476,5 +482,129 @@ pub enum ProjectionsCommand {
         name: String,
         #[command(flatten)]
         http: HttpArgs,
+    },
+}
+
+/// Where an audit reads a domain's history from, and how it reaches the live domain.
+#[derive(Debug, Args, Clone)]
+pub struct AuditSource {
+    /// A dev domain's folder: NATS URL, CA, auditor identity, HTTP URL and the pins.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// NATS URL(s), comma-separated.
+    #[arg(long, conflicts_with = "file")]
+    pub nats_url: Option<String>,
+    /// An export (`accord audit export`) instead of a live log.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// CA certificate of the NATS servers and of the HTTP endpoint (PEM).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// nkey seed file of the identity to connect as (an auditor's).
+    #[arg(long)]
+    pub creds: Option<PathBuf>,
+    /// The log's stream.
+    #[arg(long, default_value = "ACCORD_EVENTS")]
+    pub stream: String,
+    /// JetStream domain to address across a leaf-node boundary.
+    #[arg(long)]
+    pub js_domain: Option<String>,
+    /// Key ids (RFC 7638 thumbprints) of the domain's event-signing and audit keys (repeatable).
+    #[arg(long = "pin")]
+    pub pins: Vec<String>,
+    /// File of pinned key ids (one per line, or {"pins": [...]}).
+    #[arg(long)]
+    pub trust_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Tree size, root and the latest checkpoint of a running domain.
+    Status {
+        #[command(flatten)]
+        http: HttpArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The latest checkpoint, as its signed note.
+    Checkpoint {
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// The inclusion proof of an event, checked here against a checkpoint signed by a pinned
+    /// audit key.
+    Inclusion {
+        /// Stream sequence of the event.
+        #[arg(long)]
+        seq: u64,
+        /// Tree size (default: the latest checkpoint's).
+        #[arg(long)]
+        tree_size: Option<u64>,
+        #[command(flatten)]
+        http: HttpArgs,
+        /// Audit key id (RFC 7638 thumbprint) pinned out of band (repeatable).
+        #[arg(long = "pin")]
+        pins: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The consistency proof between two tree sizes (two checkpoints), checked here.
+    Consistency {
+        #[arg(long)]
+        first: u64,
+        #[arg(long)]
+        second: u64,
+        #[command(flatten)]
+        http: HttpArgs,
+        #[arg(long = "pin")]
+        pins: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a domain's history from sequence 1: every signature against the pins, the tree
+    /// recomputed, every checkpoint's signature and root, checkpoints held elsewhere, the
+    /// projections rebuilt and compared with the live ones. Exit 0 only when all hold.
+    Verify {
+        #[command(flatten)]
+        source: AuditSource,
+        /// Base URL of the live domain's HTTP endpoint, to compare projections with.
+        #[arg(long)]
+        url: Option<String>,
+        /// Do not rebuild and compare the projections.
+        #[arg(long)]
+        no_projections: bool,
+        /// A checkpoint (signed note file) held elsewhere: a fork from it is a failure
+        /// (repeatable).
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<PathBuf>,
+        /// Threads for signature checks (default: all cores).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// The report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the domain's history to a file that verifies offline.
+    Export {
+        #[command(flatten)]
+        source: AuditSource,
+        #[arg(long)]
+        output: PathBuf,
+    },
+    /// Was a credential valid at a point of the history, and under which policy? The history
+    /// is verified on the way.
+    AsOf {
+        /// Agent id or credential serial.
+        target: String,
+        /// State after this stream sequence.
+        #[arg(long, conflicts_with = "time", required_unless_present = "time")]
+        seq: Option<u64>,
+        /// State at this instant (RFC 3339).
+        #[arg(long)]
+        time: Option<String>,
+        #[command(flatten)]
+        source: AuditSource,
+        #[arg(long)]
+        json: bool,
     },
 }

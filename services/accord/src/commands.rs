@@ -61,6 +61,7 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
         Command::Revoke(args) => crate::aca::revoke_command(args),
         Command::Agent { command } => crate::aca::agent_command(command),
         Command::Trust { command } => crate::aca::trust_command(command),
+        Command::Audit { command } => crate::audit::command(command),
     }
 }
 
@@ -276,15 +277,15 @@ fn dev_command(args: DevArgs, env: Vec<(String, String)>) -> anyhow::Result<Exit
 }
 
 /// Connection settings of a CLI command: flags first, a dev folder's defaults after.
-struct NatsTarget {
-    url: String,
-    ca: PathBuf,
-    creds: SecretRef,
-    api_prefix: String,
-    stream: String,
+pub(crate) struct NatsTarget {
+    pub(crate) url: String,
+    pub(crate) ca: PathBuf,
+    pub(crate) creds: SecretRef,
+    pub(crate) api_prefix: String,
+    pub(crate) stream: String,
 }
 
-fn nats_target(a: &NatsArgs) -> anyhow::Result<NatsTarget> {
+pub(crate) fn nats_target(a: &NatsArgs) -> anyhow::Result<NatsTarget> {
     let dev = a.data_dir.as_ref().map(|d| DevPaths::new(d));
     let state = dev.as_ref().map(DevPaths::read_state).transpose()?;
     let url = a

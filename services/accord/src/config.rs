@@ -96,6 +96,8 @@ pub struct Config {
     pub projections: ProjectionsSection,
     #[serde(default)]
     pub policy: PolicySection,
+    #[serde(default)]
+    pub audit: AuditSection,
     /// The Agent Credential Authority; not run when absent.
     #[serde(default)]
     pub authority: Option<AuthoritySection>,
@@ -403,6 +405,50 @@ impl Default for ProjectionsSection {
     }
 }
 
+/// `[audit]`: the Merkle log over the stream and its signed checkpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Sign checkpoints with `keys.audit` (one signer per domain is enough; several race
+    /// harmlessly by compare-and-set).
+    #[serde(default = "yes")]
+    pub checkpoints: bool,
+    /// Sign as soon as this many events are not covered (1..=1000000).
+    #[serde(default = "default_checkpoint_events")]
+    pub checkpoint_every_events: u64,
+    /// Sign at the latest this long after the last checkpoint when events are not covered
+    /// (10..=3600000).
+    #[serde(default = "default_checkpoint_ms")]
+    pub checkpoint_every_ms: u64,
+    /// Requests per minute per client address on the audit routes.
+    #[serde(default = "default_audit_rate")]
+    pub rate_limit_per_minute: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_checkpoint_events() -> u64 {
+    1000
+}
+fn default_checkpoint_ms() -> u64 {
+    1000
+}
+fn default_audit_rate() -> u32 {
+    600
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self {
+            checkpoints: true,
+            checkpoint_every_events: default_checkpoint_events(),
+            checkpoint_every_ms: default_checkpoint_ms(),
+            rate_limit_per_minute: default_audit_rate(),
+        }
+    }
+}
+
 /// Parses an environment value as TOML when it is a valid TOML value (number, boolean, quoted
 /// string, array), else as a plain string.
 fn env_value(raw: &str) -> toml::Value {
@@ -485,6 +531,15 @@ fn validate(c: &Config) -> Result<(), String> {
     }
     if c.projections.batch_size == 0 || c.projections.batch_size > 10_000 {
         return Err("projections.batch_size must be 1..=10000".into());
+    }
+    if !(1..=1_000_000).contains(&c.audit.checkpoint_every_events) {
+        return Err("audit.checkpoint_every_events must be 1..=1000000".into());
+    }
+    if !(10..=3_600_000).contains(&c.audit.checkpoint_every_ms) {
+        return Err("audit.checkpoint_every_ms must be 10..=3600000".into());
+    }
+    if c.audit.rate_limit_per_minute == 0 {
+        return Err("audit.rate_limit_per_minute must be at least 1".into());
     }
     if let Some(pg) = &c.postgres {
         let userinfo = pg

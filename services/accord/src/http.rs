@@ -45,6 +45,10 @@ pub fn router(rt: Arc<Runtime>) -> Router {
             limit: accord_web::RateLimit::per_minute(limit),
         })
     });
+    let audit = accord_audit::http::router(accord_audit::http::AuditApi {
+        log: rt.audit.clone(),
+        limit: accord_web::RateLimit::per_minute(rt.config.audit.rate_limit_per_minute),
+    });
     let domain = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -66,6 +70,7 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/v1/decide/{policy}", post(decide))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(rt);
+    let domain = domain.merge(audit);
     let all = match aca {
         Some(aca) => domain.merge(aca),
         None => domain,
@@ -277,9 +282,8 @@ async fn digest(
         .dump(&name, p.generation)
         .await
         .map_err(|e| unavailable(&e))?;
-    let rows: Vec<serde_json::Value> = dump.iter().map(|((t, k), v)| json!([t, k, v])).collect();
-    let bytes = accord_events::canonical::canonical_bytes(&serde_json::Value::Array(rows))
-        .map_err(|e| internal(&e.to_string()))?;
+    let digest =
+        accord_store::projection::dump_digest(&dump).map_err(|e| internal(&e.to_string()))?;
     let applied = h
         .store()
         .checkpoint(&name, p.generation)
@@ -290,7 +294,7 @@ async fn digest(
         "generation": p.generation,
         "applied": applied,
         "rows": dump.len(),
-        "digest": accord_events::Digest::sha256(&bytes).to_string(),
+        "digest": digest.to_string(),
     })))
 }
 

@@ -2,6 +2,7 @@
 //! the commands. `main.rs` only parses the command line and maps errors to exit codes.
 
 pub mod aca;
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;

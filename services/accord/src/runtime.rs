@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use accord_audit::{AuditLog, CheckpointCadence, LogIdentity};
 use accord_events::catalogue::GenesisConfig;
 use accord_events::{Actor, DomainKey, Ed25519Key, Event, Timestamp};
 use accord_store::projection::ProjectionStore;
@@ -130,6 +131,9 @@ pub struct Runtime {
     pub context: RunnerContext,
     pub metrics: Arc<Metrics>,
     pub projection_store: Arc<dyn ProjectionStore>,
+    /// The Merkle log over the stream and its checkpoints.
+    pub audit: AuditLog,
+    audit_tail: u64,
     shutdown: watch::Sender<bool>,
 }
 
@@ -155,7 +159,7 @@ impl Runtime {
             .context("opening the event log")?;
         let genesis = ensure_genesis(&store, &config, &event_key, audit_key.public()).await?;
 
-        let projection_store: Arc<dyn ProjectionStore> = match &config.postgres {
+        let pg_store: Option<Arc<PgStore>> = match &config.postgres {
             Some(pg) => {
                 let mut url = pg.url.clone();
                 if let Some(pw) = &pg.password {
@@ -164,8 +168,12 @@ impl Runtime {
                 }
                 let s = PgStore::new(&url, pg.max_connections)?;
                 s.migrate().await.context("PostgreSQL")?;
-                Arc::new(s)
+                Some(Arc::new(s))
             }
+            None => None,
+        };
+        let projection_store: Arc<dyn ProjectionStore> = match &pg_store {
+            Some(pg) => pg.clone(),
             None => Arc::new(MemoryStore::new()),
         };
         let context = RunnerContext {
@@ -183,6 +191,29 @@ impl Runtime {
                 runner::spawn(p, projection_store.clone(), context.clone(), rx.clone())
             })
             .collect();
+        let audit_tail = store.last_sequence().await?;
+        let audit = AuditLog::start(
+            LogIdentity {
+                domain: config.domain.id.clone(),
+                trust_domain: config.domain.trust_domain.clone(),
+            },
+            store.reader(),
+            pg_store.clone(),
+            rx.clone(),
+        )
+        .await
+        .context("opening the audit log")?;
+        if config.audit.checkpoints {
+            audit.spawn_checkpointer(
+                store.clone(),
+                Arc::new(audit_key),
+                CheckpointCadence {
+                    every_events: config.audit.checkpoint_every_events,
+                    every: Duration::from_millis(config.audit.checkpoint_every_ms),
+                },
+                rx.clone(),
+            );
+        }
         let pdp = start_pdp(&config, &store, &projections).await?;
         let authority = match &config.authority {
             Some(a) => {
@@ -191,6 +222,8 @@ impl Runtime {
             None => None,
         };
         let rt = Self {
+            audit,
+            audit_tail,
             pdp,
             authority,
             config,
@@ -214,6 +247,7 @@ impl Runtime {
     /// has a bundle.
     pub fn ready(&self) -> bool {
         self.projections.iter().all(|p| p.progress().ready)
+            && self.audit.applied() >= self.audit_tail
             && self.pdp.embedded().is_none_or(|l| l.bundle().is_some())
     }
 

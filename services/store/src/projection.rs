@@ -95,6 +95,26 @@ pub trait Projection: Send + Sync + 'static {
     }
 }
 
+/// The digest of a generation's content: SHA-256 over the RFC 8785 form of
+/// `[[table, key, value], ...]` in key order. Two stores holding the same rows give the same
+/// digest (`GET /v1/projections/{name}/digest`, `accord audit verify`).
+pub fn dump_digest(
+    dump: &Dump,
+) -> Result<accord_events::Digest, accord_events::canonical::CanonicalError> {
+    let rows: Vec<Value> = dump
+        .iter()
+        .map(|((t, k), v)| {
+            Value::Array(vec![
+                Value::from(t.as_str()),
+                Value::from(k.as_str()),
+                v.clone(),
+            ])
+        })
+        .collect();
+    let bytes = accord_events::canonical::canonical_bytes(&Value::Array(rows))?;
+    Ok(accord_events::Digest::sha256(&bytes))
+}
+
 /// Where a generation stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Checkpoint {

@@ -20,11 +20,18 @@ use super::{
 use crate::StoredEvent;
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "0001_projections",
-    include_str!("../../../../schemas/postgres/0001_projections.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "0001_projections",
+        include_str!("../../../../schemas/postgres/0001_projections.sql"),
+    ),
+    (
+        2,
+        "0002_audit",
+        include_str!("../../../../schemas/postgres/0002_audit.sql"),
+    ),
+];
 
 fn storage(e: impl std::fmt::Display) -> ProjectionError {
     ProjectionError::Storage(e.to_string())
@@ -103,6 +110,11 @@ impl PgStore {
             })
             .await
             .map(|_| ())
+    }
+
+    /// A migrated connection (for the audit log's tables, which are not rows of a projection).
+    pub async fn connection(&self) -> Result<deadpool_postgres::Object, ProjectionError> {
+        self.client().await
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, ProjectionError> {
