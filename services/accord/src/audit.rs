@@ -266,7 +266,7 @@ fn proof<P: Proof>(
 /// A history being read: from NATS or from a file.
 enum History {
     Nats {
-        reader: LogReader,
+        reader: Box<LogReader>,
         last: u64,
     },
     File {
@@ -296,7 +296,10 @@ impl History {
             .context("connecting to NATS")?;
         let reader = LogReader::new(client, &target.api_prefix, &target.stream);
         let last = reader.last_sequence().await?;
-        Ok(Self::Nats { reader, last })
+        Ok(Self::Nats {
+            reader: Box::new(reader),
+            last,
+        })
     }
 
     fn last(&self) -> u64 {

@@ -15,6 +15,7 @@ pub const VERSION: u32 = 1;
 
 /// Sections that environment overrides may address.
 const SECTIONS: &[&str] = &[
+    "audit",
     "authority",
     "policy",
     "domain",

@@ -192,11 +192,16 @@ impl Runtime {
             })
             .collect();
         let audit_tail = store.last_sequence().await?;
+        let genesis_audit_keys = match &genesis.event {
+            accord_events::Event::DomainCreated(g) => g.audit_keys.clone(),
+            _ => Vec::new(),
+        };
         let audit = AuditLog::start(
             LogIdentity {
                 domain: config.domain.id.clone(),
                 trust_domain: config.domain.trust_domain.clone(),
             },
+            &genesis_audit_keys,
             store.reader(),
             pg_store.clone(),
             rx.clone(),

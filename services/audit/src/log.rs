@@ -152,6 +152,10 @@ struct Inner {
     applied: watch::Sender<u64>,
     pg: Option<Arc<PgStore>>,
     error: RwLock<Option<String>>,
+    /// The domain's audit keys (from the genesis), for checkpoints read from the stream.
+    keys: Vec<NoteKey>,
+    /// Checkpoints in the stream that were refused.
+    refused: std::sync::atomic::AtomicU64,
 }
 
 /// The running audit log. Cheap to clone.
@@ -178,6 +182,8 @@ pub struct AuditStatus {
     pub root_hash: String,
     pub checkpoints: usize,
     pub latest: Option<CheckpointRecord>,
+    /// Checkpoints found in the stream that do not verify against this tree (see the log).
+    pub refused_checkpoints: u64,
     pub error: Option<String>,
 }
 
@@ -200,6 +206,7 @@ impl AuditLog {
     /// follows the stream from there until `shutdown`.
     pub async fn start(
         id: LogIdentity,
+        audit_keys: &[accord_events::DomainKey],
         reader: LogReader,
         pg: Option<Arc<PgStore>>,
         shutdown: watch::Receiver<bool>,
@@ -209,10 +216,18 @@ impl AuditLog {
             None => State::default(),
         };
         let applied = state.tree.leaves();
+        let origin = id.origin();
+        let keys = audit_keys
+            .iter()
+            .map(|k| NoteKey::new(&origin, k))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| AuditError::Sign(e.to_string()))?;
         let log = Self {
             inner: Arc::new(Inner {
-                origin: id.origin(),
+                origin,
                 id,
+                keys,
+                refused: std::sync::atomic::AtomicU64::new(0),
                 state: RwLock::new(State {
                     last_checkpoint_at: Some(Instant::now()),
                     ..state
@@ -264,6 +279,10 @@ impl AuditLog {
             root_hash: st.tree.root(n).map(|h| note::b64(&h)).unwrap_or_default(),
             checkpoints: st.checkpoints.len(),
             latest: st.checkpoints.last().cloned(),
+            refused_checkpoints: self
+                .inner
+                .refused
+                .load(std::sync::atomic::Ordering::Relaxed),
             error: self
                 .inner
                 .error
@@ -397,14 +416,29 @@ impl AuditLog {
                     )));
                 }
                 st.tree.push_hash(leaf_hash(&e.payload));
-                if e.subject.ends_with(".CheckpointSigned")
-                    && let Some(cp) = checkpoint_of_entry(e)
-                {
-                    st.last_checkpoint_at = Some(Instant::now());
-                    new_checkpoints.push(cp.clone());
-                    st.checkpoints.push(cp);
+                let cp = if e.subject.ends_with(".CheckpointSigned") {
+                    checkpoint_of_entry(e)
                 } else {
-                    st.last_event = e.seq;
+                    None
+                };
+                match cp {
+                    Some(cp) => match self.accept(&st, &cp) {
+                        Ok(()) => {
+                            st.last_checkpoint_at = Some(Instant::now());
+                            new_checkpoints.push(cp.clone());
+                            st.checkpoints.push(cp);
+                        }
+                        Err(why) => {
+                            // written by someone with publish rights on the stream, but not
+                            // a checkpoint of this tree: never served, never counted as cover
+                            tracing::error!(seq = e.seq, %why, "audit: a checkpoint in the log is refused");
+                            self.inner
+                                .refused
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            st.last_event = e.seq;
+                        }
+                    },
+                    None => st.last_event = e.seq,
                 }
             }
             (
@@ -431,6 +465,26 @@ impl AuditLog {
         }
         self.inner.applied.send_replace(leaves);
         Ok(())
+    }
+
+    /// A checkpoint read from the stream counts only when its note verifies under the domain's
+    /// audit key, it covers only earlier events, and its root is this tree's at its size.
+    fn accept(&self, st: &State, cp: &CheckpointRecord) -> Result<(), String> {
+        let opened = note::open_checkpoint(&cp.note, &self.inner.origin, &self.inner.keys)
+            .map_err(|e| e.to_string())?;
+        if opened.size != cp.tree_size || note::b64(&opened.root) != cp.root_hash {
+            return Err("the event and its note disagree".into());
+        }
+        if cp.tree_size >= cp.seq || cp.tree_size < st.covered() {
+            return Err(format!(
+                "covers {} events at sequence {}",
+                cp.tree_size, cp.seq
+            ));
+        }
+        match st.tree.root(cp.tree_size) {
+            Ok(r) if r == opened.root => Ok(()),
+            _ => Err("its root is not this tree's".into()),
+        }
     }
 
     /// Whether a checkpoint is due now: leaves exist that the last checkpoint does not cover,

@@ -51,11 +51,15 @@ fn other_keys_altered_text_and_other_origins_are_refused() {
         Err(NoteProblem::BadSignature(_))
     ));
     assert!(matches!(
-        open_checkpoint(&note, "org-b.example/accord/events", &[right.clone()]),
+        open_checkpoint(
+            &note,
+            "org-b.example/accord/events",
+            std::slice::from_ref(&right)
+        ),
         Err(NoteProblem::WrongOrigin { .. })
     ));
     assert!(matches!(
-        open_checkpoint("not a note", origin, &[right.clone()]),
+        open_checkpoint("not a note", origin, std::slice::from_ref(&right)),
         Err(NoteProblem::Malformed(_))
     ));
     let huge = "x".repeat(MAX_NOTE_BYTES + 1);
