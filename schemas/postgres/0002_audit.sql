@@ -13,7 +13,10 @@ CREATE TABLE accord_audit_tree (
     id            smallint PRIMARY KEY CHECK (id = 1),
     leaves        bigint   NOT NULL,
     -- last stream sequence that is not a checkpoint (what the next checkpoint must cover)
-    last_event    bigint   NOT NULL
+    last_event     bigint   NOT NULL,
+    -- the audit aggregate: how many CheckpointSigned events, and the last one's sequence
+    audit_events   bigint   NOT NULL,
+    last_audit_seq bigint   NOT NULL
 );
 
 CREATE TABLE accord_audit_checkpoints (

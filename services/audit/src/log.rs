@@ -19,7 +19,7 @@ use accord_events::{
 };
 use accord_store::projection::postgres::PgStore;
 use accord_store::reader::{LogEntry, LogReader};
-use accord_store::{EventStore, StoreError};
+use accord_store::{EventStore, StoreError, Version};
 use futures::StreamExt;
 use serde::Serialize;
 use tlog_tiles::Hash;
@@ -137,6 +137,9 @@ struct State {
     last_event: u64,
     /// When the latest checkpoint was seen (or the log was opened).
     last_checkpoint_at: Option<Instant>,
+    /// Where the `audit` aggregate stands (every `CheckpointSigned` event, refused or not):
+    /// the next checkpoint's compare-and-set expectation, without loading the aggregate.
+    audit_version: Version,
 }
 
 impl State {
@@ -396,7 +399,7 @@ impl AuditLog {
 
     /// Appends a batch of entries (consecutive, from `applied + 1`) to the tree.
     async fn apply(&self, batch: &[LogEntry]) -> Result<(), AuditError> {
-        let (first_new_hash, leaves, last_event, new_checkpoints) = {
+        let (first_new_hash, leaves, last_event, audit_version, new_checkpoints) = {
             let mut st = self
                 .inner
                 .state
@@ -417,6 +420,10 @@ impl AuditLog {
                 }
                 st.tree.push_hash(leaf_hash(&e.payload));
                 let cp = if e.subject.ends_with(".CheckpointSigned") {
+                    st.audit_version = Version {
+                        stream_seq: e.seq,
+                        count: st.audit_version.count + 1,
+                    };
                     checkpoint_of_entry(e)
                 } else {
                     None
@@ -445,6 +452,7 @@ impl AuditLog {
                 first_new_hash,
                 st.tree.leaves(),
                 st.last_event,
+                st.audit_version,
                 new_checkpoints,
             )
         };
@@ -457,8 +465,7 @@ impl AuditLog {
                 pg,
                 first_new_hash as i64,
                 &hashes,
-                leaves,
-                last_event,
+                (leaves, last_event, audit_version),
                 &new_checkpoints,
             )
             .await?;
@@ -529,20 +536,16 @@ impl AuditLog {
         });
         let agg = AggregateId::parse(self.inner.id.domain.as_str())
             .unwrap_or_else(|_| unreachable!("a domain id is an aggregate id"));
-        let loaded = store.load(AggregateKind::Audit, &agg).await?;
+        // the tree has read every checkpoint event up to `size`; a later one makes this a
+        // conflict, and the next attempt starts from there
+        let expected = self.read().audit_version;
         let meta = Metadata::new(
             CommandId::from_uuid(uuid::Uuid::now_v7()),
             Actor::system("audit-checkpointer"),
             body.time,
         );
         let out = store
-            .append(
-                AggregateKind::Audit,
-                &agg,
-                loaded.version,
-                &meta,
-                vec![event],
-            )
+            .append(AggregateKind::Audit, &agg, expected, &meta, vec![event])
             .await?;
         Ok(out.version.stream_seq)
     }
@@ -608,7 +611,7 @@ async fn load(pg: &PgStore) -> Result<State, AuditError> {
     let client = pg.connection().await.map_err(storage)?;
     let row = client
         .query_opt(
-            "SELECT leaves, last_event FROM accord_audit_tree WHERE id = 1",
+            "SELECT leaves, last_event, audit_events, last_audit_seq FROM accord_audit_tree WHERE id = 1",
             &[],
         )
         .await
@@ -618,6 +621,10 @@ async fn load(pg: &PgStore) -> Result<State, AuditError> {
     };
     let leaves: i64 = row.get(0);
     let last_event: i64 = row.get(1);
+    let audit_version = Version {
+        count: row.get::<_, i64>(2) as u64,
+        stream_seq: row.get::<_, i64>(3) as u64,
+    };
     let count = tlog_tiles::stored_hash_count(leaves as u64) as i64;
     let rows = client
         .query(
@@ -660,6 +667,7 @@ async fn load(pg: &PgStore) -> Result<State, AuditError> {
         checkpoints,
         last_event: last_event as u64,
         last_checkpoint_at: None,
+        audit_version,
     })
 }
 
@@ -667,8 +675,7 @@ async fn persist(
     pg: &PgStore,
     first_idx: i64,
     hashes: &[Vec<u8>],
-    leaves: u64,
-    last_event: u64,
+    (leaves, last_event, audit): (u64, u64, Version),
     checkpoints: &[CheckpointRecord],
 ) -> Result<(), AuditError> {
     let mut client = pg.connection().await.map_err(storage)?;
@@ -691,11 +698,19 @@ async fn persist(
         .await
         .map_err(storage)?;
     }
+    // a writer that is behind never moves the row back
     tx.execute(
-        "INSERT INTO accord_audit_tree (id, leaves, last_event) VALUES (1, $1, $2)
-         ON CONFLICT (id) DO UPDATE SET leaves = GREATEST(accord_audit_tree.leaves, EXCLUDED.leaves),
-                                        last_event = GREATEST(accord_audit_tree.last_event, EXCLUDED.last_event)",
-        &[&(leaves as i64), &(last_event as i64)],
+        "INSERT INTO accord_audit_tree (id, leaves, last_event, audit_events, last_audit_seq)
+         VALUES (1, $1, $2, $3, $4)
+         ON CONFLICT (id) DO UPDATE SET leaves = EXCLUDED.leaves, last_event = EXCLUDED.last_event,
+             audit_events = EXCLUDED.audit_events, last_audit_seq = EXCLUDED.last_audit_seq
+         WHERE accord_audit_tree.leaves < EXCLUDED.leaves",
+        &[
+            &(leaves as i64),
+            &(last_event as i64),
+            &(audit.count as i64),
+            &(audit.stream_seq as i64),
+        ],
     )
     .await
     .map_err(storage)?;
