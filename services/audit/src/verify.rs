@@ -182,10 +182,10 @@ pub struct Auditor {
     projections: Vec<ProjectionCheck>,
 }
 
-/// One entry after the parallel stage.
+/// One entry after the parallel stage: its leaf hash, and the event if its signature holds.
 struct Checked {
     leaf: Hash,
-    verified: Result<VerifiedEvent, EntryProblem>,
+    verified: Result<(VerifiedEvent, Result<Event, String>), EntryProblem>,
 }
 
 impl Auditor {
@@ -327,7 +327,12 @@ impl Auditor {
             .unwrap_or_else(|| unreachable!("set above"));
         let check = |e: &LogEntry| Checked {
             leaf: leaf_hash(&e.payload),
-            verified: verify_entry(ring, e).map_err(|err| err.problem),
+            verified: verify_entry(ring, e)
+                .map(|v| {
+                    let event = v.envelope().decode().map_err(|e| e.to_string());
+                    (v, event)
+                })
+                .map_err(|err| err.problem),
         };
         let threads = self.opts.threads.max(1);
         if threads == 1 || entries.len() < 64 {
@@ -370,7 +375,7 @@ impl Auditor {
         self.next_seq = e.seq + 1;
         self.events += 1;
         self.tree.push_hash(c.leaf);
-        let v = match c.verified {
+        let (v, decoded) = match c.verified {
             Ok(v) => v,
             Err(p) => {
                 let kind = match &p {
@@ -412,10 +417,10 @@ impl Auditor {
             }
             self.aggregates.insert(key, env.aggregate.seq.max(prev));
         }
-        let event = match env.decode() {
+        let event = match decoded {
             Ok(ev) => ev,
             Err(err) => {
-                self.fail(FailureKind::MalformedEvent, Some(e.seq), err.to_string());
+                self.fail(FailureKind::MalformedEvent, Some(e.seq), err);
                 return None;
             }
         };
