@@ -1,0 +1,467 @@
+//! Benchmark of the audit log against a real nats-server it starts, each figure beside a
+//! baseline measured in the same run:
+//!
+//! 1. a history of `--events` signed events seeded in bulk (pipelined token facts) while the
+//!    live audit log follows it and signs checkpoints;
+//! 2. verification of that history read back into memory (`Auditor::check_batch`: signatures,
+//!    envelope decoding, subjects, sequence and aggregate order, the recomputed tree, every
+//!    checkpoint) on `--threads` threads, against the raw Ed25519 verification of the same
+//!    signatures (aws-lc-rs, the verifier the auditor uses) over the same messages, same
+//!    thread count, same batches; the full job with every projection rebuilt is a separate row;
+//! 3. the cost checkpointing adds to append throughput: pipelined appends into a fresh stream
+//!    with the audit log following it and signing at the configured cadence, against the same
+//!    appends with no audit log, rounds alternating.
+//!
+//! `cargo run --release -p accord-simulations --bin bench-audit -- --events 1000000`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use accord_audit::rebuild::Rebuild;
+use accord_audit::verify::{Auditor, VerifyOptions};
+use accord_audit::{AuditLog, CheckpointCadence, LogIdentity};
+use accord_events::catalogue::{GenesisConfig, TokenIssued};
+use accord_events::signing::SIGNING_CONTEXT;
+use accord_events::{
+    Actor, CommandId, DomainId, Ed25519Key, Event, Jti, Metadata, Timestamp, TrustDomain,
+};
+use accord_simulations::{Row, fmt_dur, fmt_rate, print_table, rate};
+use accord_store::reader::LogEntry;
+use accord_store::{EventStore, StoreConfig};
+use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::Parser;
+use futures::StreamExt;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+struct Args {
+    /// Events in the history verified.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: usize,
+    /// Threads for signature checks, in verification and in its baseline (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Rounds of each comparison (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Events appended in each round of the checkpoint-cost comparison.
+    #[arg(long, default_value_t = 200_000)]
+    append_events: usize,
+    /// Producer tasks on the pipelined path.
+    #[arg(long, default_value_t = 16)]
+    producers: usize,
+    /// Checkpoint cadence in the cost comparison: events...
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every_events: u64,
+    /// ...or milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every_ms: u64,
+}
+
+const BATCH: usize = 4096;
+
+fn trust_domain() -> TrustDomain {
+    TrustDomain::parse("bench.accord.test").expect("trust domain")
+}
+
+fn meta() -> Metadata {
+    Metadata::new(
+        CommandId::new_random(),
+        Actor::system("bench"),
+        Timestamp::now(),
+    )
+}
+
+/// A token fact whose `data` is about 256 bytes of JSON (as in bench-store).
+fn fact(i: usize) -> Event {
+    let t = Timestamp::now();
+    Event::TokenIssued(TokenIssued {
+        jti: Jti::parse(&format!("tok-{i:012}")).expect("jti"),
+        token_digest: accord_events::Digest::sha256(&i.to_le_bytes()),
+        token_type: "urn:ietf:params:oauth:token-type:access_token".into(),
+        subject: "spiffe://bench.accord.test/agent/x".into(),
+        client_id: "c".into(),
+        audience: Default::default(),
+        scope: Default::default(),
+        issued_at: t,
+        expires_at: t,
+    })
+}
+
+/// A domain with its own stream, genesis written.
+async fn domain(
+    client: &async_nats::Client,
+    id: &str,
+    stream: &str,
+    key: &Arc<Ed25519Key>,
+    audit: &Ed25519Key,
+) -> anyhow::Result<EventStore> {
+    let domain = DomainId::parse(id)?;
+    let mut sc = StoreConfig::new(domain.clone());
+    sc.stream.name = stream.into();
+    let store = EventStore::open(client.clone(), sc, key.clone()).await?;
+    let g = accord_events::genesis::genesis_event(
+        &domain,
+        &trust_domain(),
+        key,
+        vec![audit.public().clone()],
+        GenesisConfig {
+            replicas: 1,
+            duplicate_window_secs: 120,
+            token_shards: 64,
+        },
+        Timestamp::now(),
+    )?;
+    store.append_genesis(&g).await?;
+    Ok(store)
+}
+
+/// Pipelined appends of `n` facts from `producers` tasks; the rate from the first append to the
+/// last acknowledgement.
+async fn append(
+    store: &EventStore,
+    n: usize,
+    producers: usize,
+    base: usize,
+) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let per = n / producers;
+    let mut tasks = Vec::new();
+    for p in 0..producers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut pending = std::collections::VecDeque::new();
+            for i in p * per..(p + 1) * per {
+                let i = base + i;
+                let jti = format!("tok-{i:012}");
+                pending.push_back(store.append_fact(jti.as_bytes(), &meta(), &fact(i)).await?);
+                if pending.len() >= 2048
+                    && let Some(f) = pending.pop_front()
+                {
+                    f.acknowledged().await?;
+                }
+            }
+            for f in pending {
+                f.acknowledged().await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(rate((per * producers) as u64, t.elapsed()))
+}
+
+async fn start_log(
+    store: &EventStore,
+    id: &str,
+    audit: Ed25519Key,
+    cadence: CheckpointCadence,
+) -> anyhow::Result<(AuditLog, watch::Sender<bool>)> {
+    let (stop, rx) = watch::channel(false);
+    let public = audit.public().clone();
+    let log = AuditLog::start(
+        LogIdentity {
+            domain: DomainId::parse(id)?,
+            trust_domain: trust_domain(),
+        },
+        &[public],
+        store.reader(),
+        None,
+        rx.clone(),
+    )
+    .await?;
+    log.spawn_checkpointer(store.clone(), Arc::new(audit), cadence, rx);
+    Ok((log, stop))
+}
+
+/// Every message of the log, read back in order.
+async fn read_all(store: &EventStore) -> anyhow::Result<Vec<LogEntry>> {
+    let reader = store.reader();
+    let last = reader.last_sequence().await?;
+    let mut out = Vec::with_capacity(last as usize);
+    let mut chunks = reader.follow("accord.evt.>", 1).await?.ready_chunks(BATCH);
+    while let Some(chunk) = chunks.next().await {
+        for e in chunk {
+            let e = e?;
+            let done = e.seq >= last;
+            out.push(e);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// (signature input, signature) of every message: parsing, done before the baseline is timed.
+fn extract(entries: &[LogEntry]) -> anyhow::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    #[derive(serde::Deserialize)]
+    struct Wire<'a> {
+        #[serde(borrow)]
+        event: &'a serde_json::value::RawValue,
+        sig: Sig,
+    }
+    #[derive(serde::Deserialize)]
+    struct Sig {
+        value: String,
+    }
+    entries
+        .iter()
+        .map(|e| {
+            let w: Wire = serde_json::from_slice(&e.payload)?;
+            let mut input = SIGNING_CONTEXT.to_vec();
+            input.extend_from_slice(w.event.get().as_bytes());
+            Ok((input, URL_SAFE_NO_PAD.decode(w.sig.value)?))
+        })
+        .collect()
+}
+
+/// Raw Ed25519 verification of the same signatures: same batches, same threads.
+fn baseline(sigs: &[(Vec<u8>, Vec<u8>)], public: &[u8], threads: usize) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    for batch in sigs.chunks(BATCH) {
+        let chunk = batch.len().div_ceil(threads);
+        let ok = std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter().all(|(m, sig)| {
+                            UnparsedPublicKey::new(&ED25519, public)
+                                .verify(m, sig)
+                                .is_ok()
+                        })
+                    })
+                })
+                .collect();
+            handles.into_iter().all(|h| h.join().unwrap_or(false))
+        });
+        anyhow::ensure!(ok, "a signature of the history does not verify");
+    }
+    Ok(rate(sigs.len() as u64, t.elapsed()))
+}
+
+/// Accord's verification of the history; the rate, after checking that it holds.
+async fn verify(
+    entries: &[LogEntry],
+    opts: &VerifyOptions,
+    projections: bool,
+) -> anyhow::Result<(f64, u64)> {
+    let rebuild = if projections {
+        Some(Rebuild::new().await?)
+    } else {
+        None
+    };
+    let t = Instant::now();
+    let mut a = Auditor::new(opts.clone());
+    for batch in entries.chunks(BATCH) {
+        let events = a.check_batch(batch);
+        if let Some(r) = &rebuild {
+            r.apply(&events).await?;
+        }
+    }
+    let r = a.report();
+    let elapsed = t.elapsed();
+    anyhow::ensure!(r.ok, "the history did not verify: {:?}", r.failures);
+    Ok((rate(entries.len() as u64, elapsed), r.checkpoints))
+}
+
+fn peak_rss_mb() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|kb| kb / 1024)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let server = accord_testkit::NatsServer::start();
+    let client = async_nats::connect(server.url()).await?;
+    let key = Arc::new(Ed25519Key::generate()?.0);
+    let audit_pk8 = Ed25519Key::generate()?.1;
+    let audit = || Ed25519Key::from_pkcs8(&audit_pk8);
+    let mut rows = Vec::new();
+
+    // 1. the history, seeded in bulk while the live log follows and checkpoints
+    let store = domain(&client, "bench", "ACCORD_EVENTS", &key, &audit()?).await?;
+    let seed_cadence = CheckpointCadence {
+        every_events: (args.events as u64 / 10).max(1),
+        every: Duration::from_secs(3600),
+    };
+    let (log, stop) = start_log(&store, "bench", audit()?, seed_cadence).await?;
+    let t = Instant::now();
+    let seeded = append(&store, args.events - 1, args.producers, 0).await?;
+    let seed_time = t.elapsed();
+    let last = store.last_sequence().await?;
+    anyhow::ensure!(
+        log.wait_for(last, Duration::from_secs(600)).await,
+        "the live audit log did not reach {last}"
+    );
+    let behind = t.elapsed() - seed_time;
+    // one last checkpoint over everything, so that verification checks the whole tree
+    let size = log.applied();
+    let cp = log.sign_checkpoint(&store, &audit()?, size).await?;
+    log.wait_for(cp, Duration::from_secs(60)).await;
+    let _ = stop.send(true);
+    let status = log.status();
+    eprintln!(
+        "seeded {last} events in {} ({}); the live log applied them {} after the last append; {} checkpoints",
+        fmt_dur(seed_time),
+        fmt_rate(seeded),
+        fmt_dur(behind),
+        status.checkpoints
+    );
+    rows.push(Row {
+        name: format!(
+            "seeding: pipelined signed appends, {} producers, live audit log following",
+            args.producers
+        ),
+        value: fmt_rate(seeded),
+        baseline: String::new(),
+        ratio: String::new(),
+        goal: String::new(),
+    });
+
+    // 2. verification, from memory
+    let t = Instant::now();
+    let entries = read_all(&store).await?;
+    let read = t.elapsed();
+    eprintln!(
+        "read {} messages back in {} ({})",
+        entries.len(),
+        fmt_dur(read),
+        fmt_rate(rate(entries.len() as u64, read))
+    );
+    let sigs = extract(&entries)?;
+    let public = URL_SAFE_NO_PAD.decode(&key.public().public_key)?;
+    let opts = VerifyOptions {
+        pins: vec![key.kid().clone(), audit()?.kid().clone()],
+        threads,
+    };
+    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    let mut checkpoints = 0;
+    for round in 0..args.rounds {
+        let r = baseline(&sigs, &public, threads)?;
+        let (o, c) = verify(&entries, &opts, false).await?;
+        checkpoints = c;
+        eprintln!(
+            "round {round}: raw Ed25519 {} accord verify {} (ratio {:.3})",
+            fmt_rate(r),
+            fmt_rate(o),
+            r / o
+        );
+        ours.push(o);
+        raw.push(r);
+    }
+    let ratios: Vec<f64> = ours.iter().zip(&raw).map(|(o, r)| r / o).collect();
+    let (ours, raw, ratio) = (median(ours), median(raw), median(ratios));
+    rows.push(Row {
+        name: format!(
+            "accord audit verify of {} events from memory ({checkpoints} checkpoints), {threads} threads, median of {}",
+            entries.len(),
+            args.rounds
+        ),
+        value: fmt_rate(ours),
+        baseline: format!(
+            "{} raw Ed25519 verification of the same signatures, same threads",
+            fmt_rate(raw)
+        ),
+        ratio: format!("{ratio:.2}x slower"),
+        goal: "<= 1.25x".into(),
+    });
+    let (full, _) = verify(&entries, &opts, true).await?;
+    rows.push(Row {
+        name: "the same with every projection rebuilt (the whole verify job, no network)".into(),
+        value: fmt_rate(full),
+        baseline: format!("{} raw Ed25519", fmt_rate(raw)),
+        ratio: format!("{:.2}x slower", raw / full),
+        goal: String::new(),
+    });
+    rows.push(Row {
+        name: "reading the history back from nats-server (ordered consumer)".into(),
+        value: fmt_rate(rate(entries.len() as u64, read)),
+        baseline: String::new(),
+        ratio: String::new(),
+        goal: String::new(),
+    });
+    let rss = peak_rss_mb();
+    drop(entries);
+    drop(sigs);
+
+    // 3. what checkpointing costs appends: fresh streams, rounds alternating off and on
+    let cadence = CheckpointCadence {
+        every_events: args.checkpoint_every_events,
+        every: Duration::from_millis(args.checkpoint_every_ms),
+    };
+    let (mut off, mut on, mut made, mut lag) = (Vec::new(), Vec::new(), 0, Duration::ZERO);
+    for round in 0..args.rounds {
+        for with_log in [false, true] {
+            let id = format!("c{round}{}", u8::from(with_log));
+            let stream = format!("COST_{round}_{}", u8::from(with_log));
+            let s = domain(&client, &id, &stream, &key, &audit()?).await?;
+            let running = if with_log {
+                Some(start_log(&s, &id, audit()?, cadence.clone()).await?)
+            } else {
+                None
+            };
+            let r = append(&s, args.append_events, args.producers, round * 10_000_000).await?;
+            match running {
+                Some((log, stop)) => {
+                    let t = Instant::now();
+                    let last = s.last_sequence().await?;
+                    log.wait_for(last, Duration::from_secs(120)).await;
+                    lag = lag.max(t.elapsed());
+                    made += log.status().checkpoints;
+                    let _ = stop.send(true);
+                    on.push(r);
+                }
+                None => off.push(r),
+            }
+            eprintln!(
+                "round {round}: appends {} audit log: {}",
+                fmt_rate(r),
+                if with_log { "on" } else { "off" }
+            );
+        }
+    }
+    let (off, on) = (median(off), median(on));
+    rows.push(Row {
+        name: format!(
+            "pipelined appends with the audit log following and checkpointing (every {} events or {} ms; {made} checkpoints in {} rounds; it trailed the last append by at most {})",
+            args.checkpoint_every_events,
+            args.checkpoint_every_ms,
+            args.rounds,
+            fmt_dur(lag)
+        ),
+        value: fmt_rate(on),
+        baseline: format!("{} without the audit log", fmt_rate(off)),
+        ratio: format!("cost {:.1} %", (1.0 - on / off) * 100.0),
+        goal: "< 5 %".into(),
+    });
+    print_table(&rows);
+    if let Some(mb) = rss {
+        println!("peak resident memory during verification: {mb} MB");
+    }
+    println!(
+        "verification {ratio:.2}x the raw Ed25519 time (goal <= 1.25x); checkpointing costs appends {:.1} % (goal < 5 %)",
+        (1.0 - on / off) * 100.0
+    );
+    Ok(())
+}
