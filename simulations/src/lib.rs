@@ -165,3 +165,70 @@ pub async fn proof_of_possession_only(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Metadata of a benchmark's command.
+pub fn bench_meta() -> accord_events::Metadata {
+    accord_events::Metadata::new(
+        accord_events::CommandId::new_random(),
+        accord_events::Actor::system("bench"),
+        accord_events::Timestamp::now(),
+    )
+}
+
+/// A token fact whose `data` is about 256 bytes of JSON.
+pub fn token_fact(i: usize) -> accord_events::Event {
+    let t = accord_events::Timestamp::now();
+    accord_events::Event::TokenIssued(accord_events::catalogue::TokenIssued {
+        jti: accord_events::Jti::parse(&format!("tok-{i:012}")).expect("jti"),
+        token_digest: accord_events::Digest::sha256(&i.to_le_bytes()),
+        token_type: "urn:ietf:params:oauth:token-type:access_token".into(),
+        subject: "spiffe://bench.example/agent/x".into(),
+        client_id: "c".into(),
+        audience: Default::default(),
+        scope: Default::default(),
+        issued_at: t,
+        expires_at: t,
+    })
+}
+
+/// The store's pipelined path: `n` token facts (numbered from `base`) from `producers`
+/// concurrent tasks, at most 2,048 acknowledgements awaited per task; the rate from the first
+/// append to the last acknowledgement.
+pub async fn append_facts(
+    store: &accord_store::EventStore,
+    n: usize,
+    producers: usize,
+    base: usize,
+) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let per = n / producers;
+    let mut tasks = Vec::new();
+    for p in 0..producers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut pending = std::collections::VecDeque::new();
+            for i in p * per..(p + 1) * per {
+                let i = base + i;
+                let jti = format!("tok-{i:012}");
+                pending.push_back(
+                    store
+                        .append_fact(jti.as_bytes(), &bench_meta(), &token_fact(i))
+                        .await?,
+                );
+                if pending.len() >= 2048
+                    && let Some(f) = pending.pop_front()
+                {
+                    f.acknowledged().await?;
+                }
+            }
+            for f in pending {
+                f.acknowledged().await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(rate((per * producers) as u64, t.elapsed()))
+}

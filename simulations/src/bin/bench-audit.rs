@@ -20,12 +20,10 @@ use std::time::{Duration, Instant};
 use accord_audit::rebuild::Rebuild;
 use accord_audit::verify::{Auditor, VerifyOptions};
 use accord_audit::{AuditLog, CheckpointCadence, LogIdentity};
-use accord_events::catalogue::{GenesisConfig, TokenIssued};
+use accord_events::catalogue::GenesisConfig;
 use accord_events::signing::SIGNING_CONTEXT;
-use accord_events::{
-    Actor, CommandId, DomainId, Ed25519Key, Event, Jti, Metadata, Timestamp, TrustDomain,
-};
-use accord_simulations::{Row, fmt_dur, fmt_rate, print_table, rate};
+use accord_events::{DomainId, Ed25519Key, Timestamp, TrustDomain};
+use accord_simulations::{Row, append_facts, fmt_dur, fmt_rate, print_table, rate};
 use accord_store::reader::LogEntry;
 use accord_store::{EventStore, StoreConfig};
 use aws_lc_rs::signature::{ED25519, UnparsedPublicKey};
@@ -66,30 +64,6 @@ fn trust_domain() -> TrustDomain {
     TrustDomain::parse("bench.accord.test").expect("trust domain")
 }
 
-fn meta() -> Metadata {
-    Metadata::new(
-        CommandId::new_random(),
-        Actor::system("bench"),
-        Timestamp::now(),
-    )
-}
-
-/// A token fact whose `data` is about 256 bytes of JSON (as in bench-store).
-fn fact(i: usize) -> Event {
-    let t = Timestamp::now();
-    Event::TokenIssued(TokenIssued {
-        jti: Jti::parse(&format!("tok-{i:012}")).expect("jti"),
-        token_digest: accord_events::Digest::sha256(&i.to_le_bytes()),
-        token_type: "urn:ietf:params:oauth:token-type:access_token".into(),
-        subject: "spiffe://bench.accord.test/agent/x".into(),
-        client_id: "c".into(),
-        audience: Default::default(),
-        scope: Default::default(),
-        issued_at: t,
-        expires_at: t,
-    })
-}
-
 /// A domain with its own stream, genesis written.
 async fn domain(
     client: &async_nats::Client,
@@ -116,43 +90,6 @@ async fn domain(
     )?;
     store.append_genesis(&g).await?;
     Ok(store)
-}
-
-/// Pipelined appends of `n` facts from `producers` tasks; the rate from the first append to the
-/// last acknowledgement.
-async fn append(
-    store: &EventStore,
-    n: usize,
-    producers: usize,
-    base: usize,
-) -> anyhow::Result<f64> {
-    let t = Instant::now();
-    let per = n / producers;
-    let mut tasks = Vec::new();
-    for p in 0..producers {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut pending = std::collections::VecDeque::new();
-            for i in p * per..(p + 1) * per {
-                let i = base + i;
-                let jti = format!("tok-{i:012}");
-                pending.push_back(store.append_fact(jti.as_bytes(), &meta(), &fact(i)).await?);
-                if pending.len() >= 2048
-                    && let Some(f) = pending.pop_front()
-                {
-                    f.acknowledged().await?;
-                }
-            }
-            for f in pending {
-                f.acknowledged().await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(rate((per * producers) as u64, t.elapsed()))
 }
 
 async fn start_log(
@@ -307,7 +244,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let (log, stop) = start_log(&store, "bench", audit()?, seed_cadence).await?;
     let t = Instant::now();
-    let seeded = append(&store, args.events - 1, args.producers, 0).await?;
+    let seeded = append_facts(&store, args.events - 1, args.producers, 0).await?;
     let seed_time = t.elapsed();
     let last = store.last_sequence().await?;
     anyhow::ensure!(
@@ -421,7 +358,8 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 None
             };
-            let r = append(&s, args.append_events, args.producers, round * 10_000_000).await?;
+            let r =
+                append_facts(&s, args.append_events, args.producers, round * 10_000_000).await?;
             match running {
                 Some((log, stop)) => {
                     let t = Instant::now();

@@ -13,12 +13,10 @@ use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::Instant;
 
-use accord_events::catalogue::TokenIssued;
-use accord_events::{
-    Actor, AgentId, AggregateId, AggregateKind, CommandId, Ed25519Key, Event, Jti, Metadata,
-    Timestamp,
+use accord_events::{AgentId, AggregateId, AggregateKind, CommandId, Ed25519Key, Event};
+use accord_simulations::{
+    Latency, Row, append_facts, bench_meta, fmt_dur, fmt_rate, print_table, rate, token_fact,
 };
-use accord_simulations::{Latency, Row, fmt_dur, fmt_rate, print_table, rate};
 use accord_store::{EventStore, StoreConfig, StreamSettings, Version};
 use async_nats::jetstream;
 use bytes::Bytes;
@@ -63,9 +61,9 @@ fn presign(
                 id: AggregateId::parse(&format!("{:03}", i % 64))?,
                 seq: 0,
             },
-            &meta(),
+            &bench_meta(),
             0,
-            &fact(round * n + i),
+            &token_fact(round * n + i),
         )?;
         let s = key.sign_event(env)?;
         let subject =
@@ -102,74 +100,14 @@ async fn raw_async(
     Ok(rate(n as u64, t.elapsed()))
 }
 
-/// The store's pipelined path from `producers` concurrent tasks.
-async fn store_pipelined(
-    store: &EventStore,
-    n: usize,
-    producers: usize,
-    round: usize,
-) -> anyhow::Result<f64> {
-    let t = Instant::now();
-    let per = n / producers;
-    let mut tasks = Vec::new();
-    for p in 0..producers {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut pending = std::collections::VecDeque::new();
-            for i in p * per..(p + 1) * per {
-                let i = round * n + i;
-                let jti = format!("tok-{i:012}");
-                pending.push_back(store.append_fact(jti.as_bytes(), &meta(), &fact(i)).await?);
-                if pending.len() >= 2048
-                    && let Some(f) = pending.pop_front()
-                {
-                    f.acknowledged().await?;
-                }
-            }
-            for f in pending {
-                f.acknowledged().await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(rate((per * producers) as u64, t.elapsed()))
-}
-
 fn domain() -> accord_events::DomainId {
     accord_events::DomainId::parse("bench").expect("domain")
-}
-
-fn meta() -> Metadata {
-    Metadata::new(
-        CommandId::new_random(),
-        Actor::system("bench"),
-        Timestamp::now(),
-    )
-}
-
-/// A token fact whose `data` is about 256 bytes of JSON.
-fn fact(i: usize) -> Event {
-    let t = Timestamp::now();
-    Event::TokenIssued(TokenIssued {
-        jti: Jti::parse(&format!("tok-{i:012}")).expect("jti"),
-        token_digest: accord_events::Digest::sha256(&i.to_le_bytes()),
-        token_type: "urn:ietf:params:oauth:token-type:access_token".into(),
-        subject: "spiffe://bench.example/agent/x".into(),
-        client_id: "c".into(),
-        audience: Default::default(),
-        scope: Default::default(),
-        issued_at: t,
-        expires_at: t,
-    })
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let data_len = serde_json::to_vec(&fact(0).to_data())?.len();
+    let data_len = serde_json::to_vec(&token_fact(0).to_data())?.len();
     let server = accord_testkit::NatsServer::start();
     let client = async_nats::connect(server.url()).await?;
     let key = Arc::new(Ed25519Key::generate()?.0);
@@ -191,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
         let signed = presign(&key, args.events, round)?;
         payload_len = signed[0].2.len();
         let raw = raw_async(&js, signed).await?;
-        let ours = store_pipelined(&store, args.events, args.producers, round).await?;
+        let ours = append_facts(&store, args.events, args.producers, round * args.events).await?;
         eprintln!(
             "round {round}: raw {} store {}",
             fmt_rate(raw),
@@ -245,7 +183,7 @@ async fn main() -> anyhow::Result<()> {
                         AggregateKind::Agent,
                         &id,
                         Version::EMPTY,
-                        &meta(),
+                        &bench_meta(),
                         vec![Event::AgentSuspended(
                             accord_events::catalogue::AgentSuspended {
                                 reason: "bench".into(),
@@ -290,7 +228,7 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .collect();
             v = store
-                .append(AggregateKind::Agent, &id, v, &meta(), events)
+                .append(AggregateKind::Agent, &id, v, &bench_meta(), events)
                 .await?
                 .version;
         }

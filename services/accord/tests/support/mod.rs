@@ -20,6 +20,15 @@ pub fn accord() -> Command {
     c
 }
 
+/// Tests that assert "the log's last sequence did not move" cannot have the audit log signing
+/// checkpoints in the background (each is an event): they run without the checkpointer, unless
+/// the test configures `[audit]` itself (tests/audit.rs does).
+fn quiet_audit(cmd: &mut Command, env: &[(&str, &str)]) {
+    if !env.iter().any(|(k, _)| k.starts_with("ACCORD_AUDIT__")) {
+        cmd.env("ACCORD_AUDIT__CHECKPOINTS", "false");
+    }
+}
+
 /// A running `accord dev`.
 pub struct Dev {
     pub dir: PathBuf,
@@ -40,6 +49,7 @@ impl Dev {
             .args(args)
             .stdout(Stdio::piped())
             .stderr(err);
+        quiet_audit(&mut cmd, env);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -267,6 +277,7 @@ impl Dev {
             .args(args)
             .stdout(std::fs::File::create(&stdout_log).unwrap())
             .stderr(std::fs::File::create(&stderr_log).unwrap());
+        quiet_audit(&mut cmd, env);
         for (k, v) in env {
             cmd.env(k, v);
         }
