@@ -470,18 +470,7 @@ fn rewrite_without(file: &Path, drop_seq: u64, dir: &Path, out: &Path) {
             let size = tree.leaves();
             let root = tree.root(size).unwrap();
             let time = Timestamp::now();
-            let note = sign_checkpoint(
-                &audit,
-                &CheckpointBody {
-                    origin: ORIGIN.into(),
-                    size,
-                    root,
-                    domain: accord_events::DomainId::parse("dev").unwrap(),
-                    trust_domain: accord_events::TrustDomain::parse("dev.accord.test").unwrap(),
-                    time,
-                },
-            )
-            .unwrap();
+            let note = dev_note(&audit, size, root, time);
             let mut env = parsed.envelope.clone();
             env.data = Event::CheckpointSigned(CheckpointSigned {
                 tree_size: size,
@@ -658,16 +647,9 @@ async fn every_tampering_is_detected_and_named() {
     let _ = (a2, last_cp);
 }
 
-/// Appends a `CheckpointSigned` event as anyone with the event key could; its sequence.
-async fn append_checkpoint(
-    store: &accord_store::EventStore,
-    agg: &AggregateId,
-    signer: &Ed25519Key,
-    size: u64,
-    root: tlog_tiles::Hash,
-) -> Result<u64, accord_store::StoreError> {
-    let time = Timestamp::now();
-    let note = sign_checkpoint(
+/// The checkpoint note of the dev domain's log, signed by `signer`.
+fn dev_note(signer: &Ed25519Key, size: u64, root: tlog_tiles::Hash, time: Timestamp) -> String {
+    sign_checkpoint(
         signer,
         &CheckpointBody {
             origin: ORIGIN.into(),
@@ -678,7 +660,19 @@ async fn append_checkpoint(
             time,
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// Appends a `CheckpointSigned` event as anyone with the event key could; its sequence.
+async fn append_checkpoint(
+    store: &accord_store::EventStore,
+    agg: &AggregateId,
+    signer: &Ed25519Key,
+    size: u64,
+    root: tlog_tiles::Hash,
+) -> Result<u64, accord_store::StoreError> {
+    let time = Timestamp::now();
+    let note = dev_note(signer, size, root, time);
     let v = store.load(AggregateKind::Audit, agg).await?.version;
     let out = store
         .append(
