@@ -78,7 +78,7 @@ pub async fn ensure_stream(
                 .map_err(|e| StoreError::nats("stream info", e))?
                 .clone();
             check(settings, &info.config)?;
-            Ok(info)
+            wait_for_leader(js, settings, info).await
         }
         Err(e)
             if matches!(
@@ -91,10 +91,47 @@ pub async fn ensure_stream(
                 .create_stream(settings.config())
                 .await
                 .map_err(|e| StoreError::nats("create stream", e))?;
-            Ok(info.cached_info().clone())
+            wait_for_leader(js, settings, info.cached_info().clone()).await
         }
         Err(e) => Err(StoreError::nats("get stream", e)),
     }
+}
+
+/// How long a replicated stream may go without a leader when the store opens.
+const LEADER_WAIT: Duration = Duration::from_secs(30);
+
+/// A replicated stream that was just created (or whose leader just went away) answers
+/// publishes with "no responders" until its replicas elect a leader: wait for one, so that the
+/// store's first append does not fail on a healthy cluster.
+async fn wait_for_leader(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+    mut info: stream::Info,
+) -> Result<stream::Info, StoreError> {
+    if settings.replicas <= 1 {
+        return Ok(info);
+    }
+    let has_leader = |i: &stream::Info| i.cluster.as_ref().is_none_or(|c| c.leader.is_some());
+    let deadline = tokio::time::Instant::now() + LEADER_WAIT;
+    while !has_leader(&info) {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(StoreError::Nats {
+                op: "stream leader",
+                detail: format!(
+                    "stream {} elected no leader within {LEADER_WAIT:?}",
+                    settings.name
+                ),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // during the election the info request itself may go unanswered: try again
+        if let Ok(mut s) = js.get_stream(&settings.name).await
+            && let Ok(i) = s.info().await
+        {
+            info = i.clone();
+        }
+    }
+    Ok(info)
 }
 
 fn check(want: &StreamSettings, have: &stream::Config) -> Result<(), StoreError> {

@@ -32,19 +32,31 @@ async fn r3_survives_a_killed_node_without_losing_acknowledged_appends() {
     let store = EventStore::open(client, config, key()).await.unwrap();
 
     let (agent, id) = agent_aggregate();
-    let mut version = store
-        .append(
-            AggregateKind::Agent,
-            &id,
-            Version::EMPTY,
-            &meta(),
-            vec![provisioned(&agent, "x")],
-        )
-        .await
-        .unwrap()
-        .version;
-    let mut acknowledged: Vec<EventId> = Vec::new();
     let mut unknown = 0;
+    let m = meta();
+    let mut version = loop {
+        // the store waited for the stream's leader; interest in its subjects may still be
+        // crossing the routes to the server this client reached
+        match store
+            .append(
+                AggregateKind::Agent,
+                &id,
+                Version::EMPTY,
+                &m,
+                vec![provisioned(&agent, "x")],
+            )
+            .await
+        {
+            Ok(out) => break out.version,
+            Err(e @ (StoreError::Unacknowledged(_) | StoreError::Nats { .. })) => {
+                unknown += 1;
+                assert!(unknown < 50, "a fresh cluster took no append: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("first append: {e}"),
+        }
+    };
+    let mut acknowledged: Vec<EventId> = Vec::new();
     let mut killed = usize::MAX;
     for i in 0..300 {
         if i == 100 {
