@@ -267,6 +267,7 @@ impl Runtime {
     fn spawn_metrics_refresher(&self) {
         let store = self.store.clone();
         let handles = self.projections.clone();
+        let audit = self.audit.clone();
         let m = self.metrics.clone();
         let mut stop = self.shutdown.subscribe();
         tokio::spawn(async move {
@@ -298,6 +299,16 @@ impl Runtime {
                         .set(last.saturating_sub(p.applied));
                     m.projection_ready.get_or_create(&l).set(i64::from(p.ready));
                 }
+                let a = audit.status();
+                let checkpointed = a.latest.as_ref().map_or(0, |c| c.tree_size);
+                m.audit.tree_size.set(a.tree_size);
+                m.audit.lag.set(last.saturating_sub(a.tree_size));
+                m.audit.checkpoints.set(a.checkpoints as u64);
+                m.audit.checkpointed_size.set(checkpointed);
+                m.audit
+                    .uncovered
+                    .set(a.tree_size.saturating_sub(checkpointed));
+                m.audit.refused_checkpoints.set(a.refused_checkpoints);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = stop.changed() => return,

@@ -43,6 +43,57 @@ pub struct Metrics {
     pub projection_ready: Family<ProjectionLabel, Gauge>,
     pub log_last_seq: Gauge<u64, AtomicU64>,
     pub rejected: Family<RejectedLabel, Counter>,
+    pub audit: AuditMetrics,
+}
+
+/// Where the audit log stands (issue 7): how far its tree trails the log, and how much of the
+/// log no signed checkpoint covers yet.
+#[derive(Debug, Clone, Default)]
+pub struct AuditMetrics {
+    pub tree_size: Gauge<u64, AtomicU64>,
+    pub lag: Gauge<u64, AtomicU64>,
+    pub checkpoints: Gauge<u64, AtomicU64>,
+    pub checkpointed_size: Gauge<u64, AtomicU64>,
+    pub uncovered: Gauge<u64, AtomicU64>,
+    pub refused_checkpoints: Gauge<u64, AtomicU64>,
+}
+
+impl AuditMetrics {
+    /// The gauges with their names (shared by the Prometheus registry and the OTLP mirror).
+    fn all(&self) -> [(&'static str, &'static str, &Gauge<u64, AtomicU64>); 6] {
+        [
+            (
+                "tree_size",
+                "Leaves in the audit log's Merkle tree (= last stream sequence it applied)",
+                &self.tree_size,
+            ),
+            (
+                "lag_events",
+                "Events in the log the audit tree has not applied yet",
+                &self.lag,
+            ),
+            (
+                "checkpoints",
+                "Signed checkpoints the audit log holds",
+                &self.checkpoints,
+            ),
+            (
+                "checkpointed_size",
+                "Tree size of the latest signed checkpoint",
+                &self.checkpointed_size,
+            ),
+            (
+                "uncovered_events",
+                "Events in the tree after the latest signed checkpoint",
+                &self.uncovered,
+            ),
+            (
+                "refused_checkpoints",
+                "Checkpoints found in the stream that do not verify against the tree",
+                &self.refused_checkpoints,
+            ),
+        ]
+    }
 }
 
 impl Metrics {
@@ -73,6 +124,9 @@ impl Metrics {
             "Last stream sequence of the domain's log",
             self.log_last_seq.clone(),
         );
+        for (name, help, g) in self.audit.all() {
+            r.register(format!("audit_{name}"), help, g.clone());
+        }
         r.register(
             "rejected_inputs",
             "Inputs refused at an edge, by surface and reason",
@@ -196,6 +250,17 @@ fn mirror_metrics(meter: &opentelemetry_sdk::metrics::SdkMeterProvider, m: Arc<M
         .u64_observable_gauge("accord.log.last_sequence")
         .with_callback(move |o| o.observe(last.log_last_seq.get(), &[]))
         .build();
+    for (name, _, _) in m.audit.all() {
+        let am = m.clone();
+        meter
+            .u64_observable_gauge(format!("accord.audit.{name}"))
+            .with_callback(move |o| {
+                if let Some((_, _, g)) = am.audit.all().into_iter().find(|(n, _, _)| *n == name) {
+                    o.observe(g.get(), &[]);
+                }
+            })
+            .build();
+    }
     let proj = m.clone();
     let snapshot = move || -> Vec<(String, u64, u64)> {
         let names: Vec<String> = PROJECTIONS.lock().map(|p| p.clone()).unwrap_or_default();

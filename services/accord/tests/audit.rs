@@ -233,6 +233,30 @@ async fn a_clean_history_verifies_and_an_independent_implementation_agrees() {
     let status = d.covered(last).await;
     assert!(status["checkpoints"].as_u64().unwrap() >= 2, "{status}");
     assert_eq!(status["refused_checkpoints"], 0);
+    // the metrics say the same (refreshed once a second)
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, text) = d.dev.get("/metrics").await;
+        let text = text.as_str().unwrap_or_default().to_owned();
+        let gauge = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+        };
+        let (size, lag, cps, refused) = (
+            gauge("accord_audit_tree_size"),
+            gauge("accord_audit_lag_events"),
+            gauge("accord_audit_checkpoints"),
+            gauge("accord_audit_refused_checkpoints"),
+        );
+        if size >= Some(last) && lag == Some(0) && cps >= Some(2) && refused == Some(0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "audit metrics: size {size:?} lag {lag:?} checkpoints {cps:?} refused {refused:?}\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     // the live log, its projections rebuilt and compared
     let (code, r) = d.verify(&["--data-dir", d.dir().to_str().unwrap()]);

@@ -182,6 +182,9 @@ async fn traces_and_metrics_reach_an_otlp_collector() {
         "accord_projection_lag_events{projection=\"registry\"}",
         "accord_log_last_sequence",
         "accord_appends{outcome=\"stored\"}",
+        "accord_audit_tree_size",
+        "accord_audit_lag_events",
+        "accord_audit_uncovered_events",
     ] {
         assert!(text.contains(want), "{want} missing from:\n{text}");
     }
