@@ -427,9 +427,12 @@ fn verify(
         history
             .read(async |batch: Vec<LogEntry>| {
                 let n = batch.len() as u64;
-                let events = tokio::task::block_in_place(|| auditor.check_batch(&batch));
-                if let Some(r) = &rebuild {
-                    r.apply(&events).await?;
+                match &rebuild {
+                    Some(r) => {
+                        let events = tokio::task::block_in_place(|| auditor.check_batch(&batch));
+                        r.apply(&events).await?;
+                    }
+                    None => tokio::task::block_in_place(|| auditor.check_only(&batch)),
                 }
                 progress.inc(n);
                 Ok(())

@@ -13,10 +13,12 @@
 //! genesis only supplies the public keys whose thumbprints are pinned.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use accord_events::catalogue::CheckpointSigned;
 use accord_events::signing::{VerifiedEvent, VerifyError};
-use accord_events::{DomainId, Event, KeyId, KeyRing, TrustDomain};
+use accord_events::{AggregateRef, DomainId, Event, KeyId, KeyRing, TrustDomain};
 use accord_store::StoredEvent;
 use accord_store::reader::{EntryProblem, LogEntry, verify_entry};
 use serde::Serialize;
@@ -27,6 +29,14 @@ use crate::tree::{MemoryTree, leaf_hash};
 
 /// Most failures listed one by one (all are counted).
 pub const MAX_LISTED_FAILURES: usize = 1000;
+
+/// Entries one thread verifies at a time (small, so that the in-order stage follows closely
+/// and a batch's last pieces are waited for briefly). Tiny in unit tests, so that their short
+/// histories run through the threaded pipeline too.
+#[cfg(not(test))]
+const PIECE: usize = 32;
+#[cfg(test)]
+const PIECE: usize = 3;
 
 /// The kinds of failure, each with a stable name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -185,7 +195,19 @@ pub struct Auditor {
 /// One entry after the parallel stage: its leaf hash, and the event if its signature holds.
 struct Checked {
     leaf: Hash,
-    verified: Result<(VerifiedEvent, Result<Event, String>), EntryProblem>,
+    verified: Result<Body, EntryProblem>,
+}
+
+/// A verified event as the in-order stage gets it: whole (its events are returned), or
+/// reduced on the verifying thread to what the in-order checks read (the rest is freed there).
+enum Body {
+    Whole(Box<(VerifiedEvent, Result<Event, String>)>),
+    Reduced {
+        domain: DomainId,
+        aggregate: AggregateRef,
+        /// The checkpoint, for a `CheckpointSigned` event; the decoding error otherwise.
+        decoded: Result<Option<CheckpointSigned>, String>,
+    },
 }
 
 impl Auditor {
@@ -297,6 +319,16 @@ impl Auditor {
     /// Verifies a batch of entries (in read order). Returns the events that verified, in
     /// order, for projections to be rebuilt from.
     pub fn check_batch(&mut self, entries: &[LogEntry]) -> Vec<StoredEvent> {
+        self.run(entries, true)
+    }
+
+    /// [`Auditor::check_batch`] for a caller that rebuilds nothing: the same checks, and the
+    /// decoded events are freed on the threads that verified them.
+    pub fn check_only(&mut self, entries: &[LogEntry]) {
+        self.run(entries, false);
+    }
+
+    fn run(&mut self, entries: &[LogEntry], keep: bool) -> Vec<StoredEvent> {
         if entries.is_empty() {
             return Vec::new();
         }
@@ -310,45 +342,99 @@ impl Auditor {
             }
             self.genesis(&entries[0]);
         }
-        let checked = self.parallel(entries);
-        let mut out = Vec::with_capacity(entries.len());
-        for (e, c) in entries.iter().zip(checked) {
-            if let Some(ev) = self.sequential(e, c) {
-                out.push(ev);
-            }
-        }
+        let ring = self
+            .ring
+            .take()
+            .unwrap_or_else(|| unreachable!("set above"));
+        let out = self.pipeline(&ring, entries, keep);
+        self.ring = Some(ring);
         out
     }
 
-    fn parallel(&self, entries: &[LogEntry]) -> Vec<Checked> {
-        let ring = self
-            .ring
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("set above"));
+    /// The two stages, overlapped: the batch is cut into pieces of [`PIECE`] entries that
+    /// `threads` threads verify in any order (signature, event decoding, leaf hash); the
+    /// calling thread is one of them, and whenever the next piece in log order is done it runs
+    /// the in-order checks over it instead of verifying more. No thread waits for the in-order
+    /// stage, and only the last pieces of a batch are waited for.
+    fn pipeline(&mut self, ring: &KeyRing, entries: &[LogEntry], keep: bool) -> Vec<StoredEvent> {
         let check = |e: &LogEntry| Checked {
             leaf: leaf_hash(&e.payload),
             verified: verify_entry(ring, e)
                 .map(|v| {
                     let event = v.envelope().decode().map_err(|e| e.to_string());
-                    (v, event)
+                    if keep {
+                        return Body::Whole(Box::new((v, event)));
+                    }
+                    let env = v.into_envelope();
+                    Body::Reduced {
+                        domain: env.domain,
+                        aggregate: env.aggregate,
+                        decoded: event.map(|ev| match ev {
+                            Event::CheckpointSigned(cp) => Some(cp),
+                            _ => None,
+                        }),
+                    }
                 })
                 .map_err(|err| err.problem),
         };
+        let mut out = Vec::with_capacity(entries.len());
         let threads = self.opts.threads.max(1);
-        if threads == 1 || entries.len() < 64 {
-            return entries.iter().map(check).collect();
+        if threads == 1 || entries.len() < 2 * PIECE {
+            for e in entries {
+                let c = check(e);
+                out.extend(self.sequential(e, c));
+            }
+            return out;
         }
-        let chunk = entries.len().div_ceil(threads);
+        let pieces: Vec<&[LogEntry]> = entries.chunks(PIECE).collect();
+        let slots: Vec<Mutex<Option<Vec<Checked>>>> =
+            pieces.iter().map(|_| Mutex::new(None)).collect();
+        let next = AtomicUsize::new(0);
+        let take = |i: usize| {
+            slots[i]
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+        };
+        // claims the next unverified piece and verifies it; false when none is left
+        let verify_one = || {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(piece) = pieces.get(i) else {
+                return false;
+            };
+            let checked: Vec<Checked> = piece.iter().map(check).collect();
+            *slots[i]
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(checked);
+            true
+        };
         std::thread::scope(|s| {
-            let handles: Vec<_> = entries
-                .chunks(chunk)
-                .map(|part| s.spawn(move || part.iter().map(check).collect::<Vec<_>>()))
+            let helpers: Vec<_> = (1..threads)
+                .map(|_| s.spawn(|| while verify_one() {}))
                 .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        })
+            let mut done = 0;
+            while done < pieces.len() {
+                if let Some(checked) = take(done) {
+                    for (e, c) in pieces[done].iter().zip(checked) {
+                        out.extend(self.sequential(e, c));
+                    }
+                    done += 1;
+                } else if !verify_one() {
+                    // the rest is being verified by the other threads; if they all ended
+                    // without delivering it, one panicked: the scope's join re-raises it
+                    let stuck = helpers.iter().all(|h| h.is_finished())
+                        && slots[done]
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .is_none();
+                    if stuck {
+                        break;
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        });
+        out
     }
 
     fn sequential(&mut self, e: &LogEntry, c: Checked) -> Option<StoredEvent> {
@@ -375,8 +461,8 @@ impl Auditor {
         self.next_seq = e.seq + 1;
         self.events += 1;
         self.tree.push_hash(c.leaf);
-        let (v, decoded) = match c.verified {
-            Ok(v) => v,
+        let body = match c.verified {
+            Ok(b) => b,
             Err(p) => {
                 let kind = match &p {
                     EntryProblem::Signature(VerifyError::BadSignature(_)) => {
@@ -391,48 +477,59 @@ impl Auditor {
                 return None;
             }
         };
-        let env = v.envelope();
+        let (domain, aggregate) = match &body {
+            Body::Whole(w) => (&w.0.envelope().domain, &w.0.envelope().aggregate),
+            Body::Reduced {
+                domain, aggregate, ..
+            } => (domain, aggregate),
+        };
         if let Some((d, _, _)) = &self.domain
-            && &env.domain != d
+            && domain != d
         {
-            self.fail(
-                FailureKind::WrongDomain,
-                Some(e.seq),
-                format!("an event of domain {}", env.domain),
-            );
+            let detail = format!("an event of domain {domain}");
+            self.fail(FailureKind::WrongDomain, Some(e.seq), detail);
             return None;
         }
-        if env.aggregate.seq > 0 {
-            let key = (env.aggregate.kind, env.aggregate.id.clone());
+        if aggregate.seq > 0 {
+            let key = (aggregate.kind, aggregate.id.clone());
             let prev = self.aggregates.get(&key).copied().unwrap_or(0);
-            if env.aggregate.seq != prev + 1 {
-                self.fail(
-                    FailureKind::AggregateOrder,
-                    Some(e.seq),
-                    format!(
-                        "{}/{} event {} follows its event {prev}",
-                        env.aggregate.kind, env.aggregate.id, env.aggregate.seq
-                    ),
+            if aggregate.seq != prev + 1 {
+                let detail = format!(
+                    "{}/{} event {} follows its event {prev}",
+                    aggregate.kind, aggregate.id, aggregate.seq
                 );
+                self.fail(FailureKind::AggregateOrder, Some(e.seq), detail);
             }
-            self.aggregates.insert(key, env.aggregate.seq.max(prev));
+            self.aggregates.insert(key, aggregate.seq.max(prev));
         }
-        let event = match decoded {
-            Ok(ev) => ev,
-            Err(err) => {
-                self.fail(FailureKind::MalformedEvent, Some(e.seq), err);
-                return None;
+        match body {
+            Body::Whole(w) => {
+                let (v, decoded) = *w;
+                let event = match decoded {
+                    Ok(ev) => ev,
+                    Err(err) => {
+                        self.fail(FailureKind::MalformedEvent, Some(e.seq), err);
+                        return None;
+                    }
+                };
+                if let Event::CheckpointSigned(cp) = &event {
+                    self.checkpoint(e.seq, cp);
+                }
+                Some(StoredEvent {
+                    stream_seq: e.seq,
+                    envelope: v.into_envelope(),
+                    event,
+                })
             }
-        };
-        if let Event::CheckpointSigned(cp) = &event {
-            self.checkpoint(e.seq, cp);
+            Body::Reduced { decoded, .. } => {
+                match decoded {
+                    Ok(Some(cp)) => self.checkpoint(e.seq, &cp),
+                    Ok(None) => {}
+                    Err(err) => self.fail(FailureKind::MalformedEvent, Some(e.seq), err),
+                }
+                None
+            }
         }
-        let envelope = v.into_envelope();
-        Some(StoredEvent {
-            stream_seq: e.seq,
-            envelope,
-            event,
-        })
     }
 
     fn checkpoint(&mut self, seq: u64, cp: &CheckpointSigned) {

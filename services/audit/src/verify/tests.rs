@@ -135,15 +135,47 @@ fn standard() -> History {
     h
 }
 
+/// Verifies in every mode (batch sizes, thread counts, kept or freed events) and checks that
+/// each gives the same report and, where events are kept, the same events.
 fn verify(entries: &[LogEntry], pins: Vec<KeyId>, held: &[String]) -> Report {
-    let mut a = Auditor::new(VerifyOptions { pins, threads: 2 });
-    for chunk in entries.chunks(7) {
-        a.check_batch(chunk);
+    let run = |threads: usize, batch: usize, keep: bool| {
+        let mut a = Auditor::new(VerifyOptions {
+            pins: pins.clone(),
+            threads,
+        });
+        let mut kept = Vec::new();
+        for chunk in entries.chunks(batch) {
+            if keep {
+                kept.extend(a.check_batch(chunk).into_iter().map(|e| e.stream_seq));
+            } else {
+                a.check_only(chunk);
+            }
+        }
+        for n in held {
+            a.held_checkpoint(n);
+        }
+        (a.report(), keep.then_some(kept))
+    };
+    let (first, kept) = run(2, 7, true);
+    let json = |r: &Report| serde_json::to_value(r).expect("report");
+    for (threads, batch, keep) in [
+        (1, 7, true),
+        (1, usize::MAX, true),
+        (2, usize::MAX, true),
+        (3, usize::MAX, false),
+        (2, 20, false),
+    ] {
+        let (r, k) = run(threads, batch, keep);
+        assert_eq!(
+            json(&r),
+            json(&first),
+            "{threads} threads, batches of {batch}, keep {keep}"
+        );
+        if let Some(k) = k {
+            assert_eq!(Some(k), kept, "{threads} threads, batches of {batch}");
+        }
     }
-    for n in held {
-        a.held_checkpoint(n);
-    }
-    a.report()
+    first
 }
 
 fn kinds(r: &Report) -> Vec<(FailureKind, Option<u64>)> {
