@@ -2,6 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+/// The allocator the `accord` binary uses, so that in-process figures are its figures.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Measures `f` once and returns operations per second for `ops` operations.
 pub fn rate(ops: u64, elapsed: Duration) -> f64 {
     ops as f64 / elapsed.as_secs_f64()
