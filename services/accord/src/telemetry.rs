@@ -250,15 +250,11 @@ fn mirror_metrics(meter: &opentelemetry_sdk::metrics::SdkMeterProvider, m: Arc<M
         .u64_observable_gauge("accord.log.last_sequence")
         .with_callback(move |o| o.observe(last.log_last_seq.get(), &[]))
         .build();
-    for (name, _, _) in m.audit.all() {
-        let am = m.clone();
+    for (name, _, g) in m.audit.all() {
+        let g = g.clone();
         meter
             .u64_observable_gauge(format!("accord.audit.{name}"))
-            .with_callback(move |o| {
-                if let Some((_, _, g)) = am.audit.all().into_iter().find(|(n, _, _)| *n == name) {
-                    o.observe(g.get(), &[]);
-                }
-            })
+            .with_callback(move |o| o.observe(g.get(), &[]))
             .build();
     }
     let proj = m.clone();

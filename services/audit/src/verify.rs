@@ -390,11 +390,10 @@ impl Auditor {
         let slots: Vec<Mutex<Option<Vec<Checked>>>> =
             pieces.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
-        let take = |i: usize| {
+        let slot = |i: usize| {
             slots[i]
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take()
         };
         // claims the next unverified piece and verifies it; false when none is left
         let verify_one = || {
@@ -403,9 +402,7 @@ impl Auditor {
                 return false;
             };
             let checked: Vec<Checked> = piece.iter().map(check).collect();
-            *slots[i]
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(checked);
+            *slot(i) = Some(checked);
             true
         };
         std::thread::scope(|s| {
@@ -414,7 +411,8 @@ impl Auditor {
                 .collect();
             let mut done = 0;
             while done < pieces.len() {
-                if let Some(checked) = take(done) {
+                let ready = slot(done).take();
+                if let Some(checked) = ready {
                     for (e, c) in pieces[done].iter().zip(checked) {
                         out.extend(self.sequential(e, c));
                     }
@@ -422,11 +420,7 @@ impl Auditor {
                 } else if !verify_one() {
                     // the rest is being verified by the other threads; if they all ended
                     // without delivering it, one panicked: the scope's join re-raises it
-                    let stuck = helpers.iter().all(|h| h.is_finished())
-                        && slots[done]
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .is_none();
+                    let stuck = helpers.iter().all(|h| h.is_finished()) && slot(done).is_none();
                     if stuck {
                         break;
                     }

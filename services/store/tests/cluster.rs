@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use accord_events::{AggregateKind, EventId};
-use accord_store::{EventStore, StoreConfig, StoreError, Version};
+use accord_store::{AppendOutcome, EventStore, StoreConfig, StoreError, Version};
 use accord_testkit::NatsCluster;
 use support::*;
 
@@ -33,29 +33,17 @@ async fn r3_survives_a_killed_node_without_losing_acknowledged_appends() {
 
     let (agent, id) = agent_aggregate();
     let mut unknown = 0;
-    let m = meta();
-    let mut version = loop {
-        // the store waited for the stream's leader; interest in its subjects may still be
-        // crossing the routes to the server this client reached
-        match store
-            .append(
-                AggregateKind::Agent,
-                &id,
-                Version::EMPTY,
-                &m,
-                vec![provisioned(&agent, "x")],
-            )
-            .await
-        {
-            Ok(out) => break out.version,
-            Err(e @ (StoreError::Unacknowledged(_) | StoreError::Nats { .. })) => {
-                unknown += 1;
-                assert!(unknown < 50, "a fresh cluster took no append: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("first append: {e}"),
-        }
-    };
+    // the store waited for the stream's leader; interest in its subjects may still be crossing
+    // the routes to the server this client reached, so the first append retries too
+    let mut version = append_retrying(
+        &store,
+        &id,
+        Version::EMPTY,
+        provisioned(&agent, "x"),
+        (&mut unknown, 50),
+    )
+    .await
+    .version;
     let mut acknowledged: Vec<EventId> = Vec::new();
     let mut killed = usize::MAX;
     for i in 0..300 {
@@ -73,32 +61,16 @@ async fn r3_survives_a_killed_node_without_losing_acknowledged_appends() {
             killed = leader.trim_start_matches('n').parse::<usize>().unwrap() - 1;
             cluster.servers[killed].kill();
         }
-        let m = meta();
-        loop {
-            match store
-                .append(
-                    AggregateKind::Agent,
-                    &id,
-                    version,
-                    &m,
-                    vec![suspended(&i.to_string())],
-                )
-                .await
-            {
-                Ok(out) => {
-                    version = out.version;
-                    acknowledged.extend(out.events.iter().map(|e| e.envelope.id));
-                    break;
-                }
-                // during the leader election: retry the same command (idempotent)
-                Err(e @ (StoreError::Unacknowledged(_) | StoreError::Nats { .. })) => {
-                    unknown += 1;
-                    assert!(unknown < 200, "cluster did not recover: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("append {i}: {e}"),
-            }
-        }
+        let out = append_retrying(
+            &store,
+            &id,
+            version,
+            suspended(&i.to_string()),
+            (&mut unknown, 200),
+        )
+        .await;
+        version = out.version;
+        acknowledged.extend(out.events.iter().map(|e| e.envelope.id));
     }
     assert_eq!(acknowledged.len(), 300);
     let stored = store.load(AggregateKind::Agent, &id).await.unwrap();
@@ -117,4 +89,30 @@ async fn r3_survives_a_killed_node_without_losing_acknowledged_appends() {
     assert!(killed < 3);
     cluster.servers[killed].relaunch_no_wait();
     cluster.wait_healthy(killed, Duration::from_secs(60));
+}
+
+/// Appends one event, retrying the same command (idempotent) while the cluster has no leader
+/// for the stream; `unknown` counts the retries of the whole test, which fails at `limit`.
+async fn append_retrying(
+    store: &EventStore,
+    id: &accord_events::AggregateId,
+    version: Version,
+    event: accord_events::Event,
+    (unknown, limit): (&mut u32, u32),
+) -> AppendOutcome {
+    let m = meta();
+    loop {
+        match store
+            .append(AggregateKind::Agent, id, version, &m, vec![event.clone()])
+            .await
+        {
+            Ok(out) => return out,
+            Err(e @ (StoreError::Unacknowledged(_) | StoreError::Nats { .. })) => {
+                *unknown += 1;
+                assert!(*unknown < limit, "cluster did not recover: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("append at {version:?}: {e}"),
+        }
+    }
 }
