@@ -294,7 +294,8 @@ impl History {
         let client = runtime::connect(&target.url, &target.ca, &target.creds, "accord-audit")
             .await
             .context("connecting to NATS")?;
-        let reader = LogReader::new(client, &target.api_prefix, &target.stream);
+        // auditors are outside the services' account: direct get is what it exports to them
+        let reader = LogReader::direct_only(client, &target.api_prefix, &target.stream);
         let last = reader.last_sequence().await?;
         Ok(Self::Nats {
             reader: Box::new(reader),

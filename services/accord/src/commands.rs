@@ -447,6 +447,16 @@ fn projections_command(cmd: ProjectionsCommand) -> anyhow::Result<ExitCode> {
                             p["error"].as_str().unwrap_or("")
                         );
                     }
+                    // entries every reader skipped: not authentic events of this domain
+                    for f in v["foreign_messages"].as_array().into_iter().flatten() {
+                        println!(
+                            "foreign message at sequence {} ({}), skipped: {} [{}]",
+                            f["seq"],
+                            f["kind"].as_str().unwrap_or(""),
+                            f["subject"].as_str().unwrap_or(""),
+                            f["detail"].as_str().unwrap_or("")
+                        );
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             })

@@ -190,6 +190,9 @@ async fn projections(State(rt): Rt) -> Json<serde_json::Value> {
     let last = rt.store.last_sequence().await.unwrap_or(0);
     Json(json!({
         "log_last_seq": last,
+        // entries of the log that are not authentic events of the domain, skipped by every
+        // reader of this process (finding 1), with the readers that met them
+        "foreign_messages": rt.store.foreign().entries(),
         "projections": rt.projections.iter().map(|p| {
             let pr = p.progress();
             let lag = last.saturating_sub(pr.applied);

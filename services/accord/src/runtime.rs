@@ -158,6 +158,12 @@ impl Runtime {
             .await
             .context("opening the event log")?;
         let genesis = ensure_genesis(&store, &config, &event_key, audit_key.public()).await?;
+        // what the readers believe: events signed by a key the genesis names (finding 1)
+        if let Event::DomainCreated(g) = &genesis.event {
+            store
+                .trust_keys(&g.event_signing_keys)
+                .context("the genesis's event-signing keys")?;
+        }
 
         let pg_store: Option<Arc<PgStore>> = match &config.postgres {
             Some(pg) => {
@@ -176,13 +182,7 @@ impl Runtime {
             Some(pg) => pg.clone(),
             None => Arc::new(MemoryStore::new()),
         };
-        let context = RunnerContext {
-            js: store.jetstream().clone(),
-            reader: store.reader(),
-            stream: store.config().stream.name.clone(),
-            domain: config.domain.id.clone(),
-            batch_size: config.projections.batch_size,
-        };
+        let context = RunnerContext::of(&store, config.projections.batch_size);
         let (shutdown, rx) = watch::channel(false);
         let projections: Vec<ProjectionHandle> = accord_readmodels::all()
             .into_iter()
@@ -203,6 +203,7 @@ impl Runtime {
             },
             &genesis_audit_keys,
             store.reader(),
+            (store.checker().clone(), store.foreign().clone()),
             pg_store.clone(),
             rx.clone(),
         )
@@ -274,6 +275,11 @@ impl Runtime {
             loop {
                 let last = store.last_sequence().await.unwrap_or(0);
                 m.log_last_seq.set(last);
+                crate::telemetry::set_foreign(
+                    &m,
+                    &store.foreign().counts(),
+                    store.foreign().total(),
+                );
                 let c = store.counters();
                 for (outcome, v) in [
                     ("stored", &c.stored),
@@ -495,12 +501,16 @@ fn start_callout(
         CalloutConfig {
             domain: config.domain.id.clone(),
             stream: store.config().stream.name.clone(),
-            account: "ACCORD".into(),
+            account: crate::natsconf::AGENTS_ACCOUNT.into(),
             issuer: Arc::new(issuer),
             per_agent_per_minute: 60,
         },
     );
-    if let Some(system) = a.nats_system_credentials.clone() {
+    // agents ask for their feed; the ACA creates their consumers (findings 1 and 2)
+    let feeds = accord_authority::feedctl::FeedConsumers::new(authority.clone());
+    tokio::spawn(feeds.clone().serve(store.client().clone(), stop.clone()));
+    {
+        let system = a.nats_system_credentials.clone();
         let (url, ca, authority, stop) = (
             config.nats.url.clone(),
             config.nats.ca.clone(),
@@ -508,10 +518,17 @@ fn start_callout(
             stop.clone(),
         );
         tokio::spawn(async move {
-            match connect(&url, &ca, &system, "accord-aca-kick").await {
-                Ok(c) => accord_authority::callout::kick_revoked(authority, c, stop).await,
-                Err(e) => tracing::warn!(error = %e, "revoked agents will not be kicked"),
-            }
+            let system = match system {
+                Some(creds) => match connect(&url, &ca, &creds, "accord-aca-kick").await {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "revoked agents will not be kicked");
+                        None
+                    }
+                },
+                None => None,
+            };
+            accord_authority::callout::kick_revoked(authority, system, feeds, stop).await
         });
     }
     let (url, ca, creds) = (

@@ -68,7 +68,8 @@ pub async fn run(
             "no pinned key ids: give --pin KID (or --trust-file FILE); a log cannot vouch for its own keys"
         );
     }
-    let reader = LogReader::new(client, &opts.api_prefix, &opts.stream);
+    // auditors are outside the services' account: direct get is what it exports to them
+    let reader = LogReader::direct_only(client, &opts.api_prefix, &opts.stream);
     let mut ring = KeyRing::new(opts.pins.iter().cloned());
     // the genesis names the domain and carries the public keys; learn the pinned ones
     let genesis = reader
@@ -152,7 +153,8 @@ pub async fn run(
                 if opts.json {
                     let line = serde_json::json!({
                         "seq": entry.seq, "stored_at": stored_at, "subject": entry.subject,
-                        "verified": false, "problem": e.problem.to_string(),
+                        "verified": false, "problem_kind": e.problem.kind(),
+                        "problem": e.problem.to_string(),
                     });
                     writeln!(out, "{line}")?;
                 } else {

@@ -30,6 +30,11 @@ pub struct RejectedLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReaderLabel {
+    pub reader: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: String,
 }
@@ -42,6 +47,9 @@ pub struct Metrics {
     pub projection_lag: Family<ProjectionLabel, Gauge<u64, AtomicU64>>,
     pub projection_ready: Family<ProjectionLabel, Gauge>,
     pub log_last_seq: Gauge<u64, AtomicU64>,
+    /// Entries of the log that are not authentic events of the domain, met by each reader
+    /// (`any`: distinct sequences met by any reader).
+    pub log_foreign: Family<ReaderLabel, Gauge<u64, AtomicU64>>,
     pub rejected: Family<RejectedLabel, Counter>,
     pub audit: AuditMetrics,
 }
@@ -123,6 +131,11 @@ impl Metrics {
             "log_last_sequence",
             "Last stream sequence of the domain's log",
             self.log_last_seq.clone(),
+        );
+        r.register(
+            "log_foreign_messages",
+            "Entries of the log that are not authentic events of the domain (skipped), by reader",
+            self.log_foreign.clone(),
         );
         for (name, help, g) in self.audit.all() {
             r.register(format!("audit_{name}"), help, g.clone());
@@ -291,6 +304,25 @@ fn mirror_metrics(meter: &opentelemetry_sdk::metrics::SdkMeterProvider, m: Arc<M
             }
         })
         .build();
+    let foreign = m.clone();
+    meter
+        .u64_observable_gauge("accord.log.foreign_messages")
+        .with_callback(move |o| {
+            for reader in FOREIGN_READERS
+                .lock()
+                .map(|r| r.clone())
+                .unwrap_or_default()
+            {
+                let v = foreign
+                    .log_foreign
+                    .get_or_create(&ReaderLabel {
+                        reader: reader.clone(),
+                    })
+                    .get();
+                o.observe(v, &[KeyValue::new("reader", reader)]);
+            }
+        })
+        .build();
     let appends = m.clone();
     meter
         .u64_observable_gauge("accord.appends")
@@ -306,6 +338,25 @@ fn mirror_metrics(meter: &opentelemetry_sdk::metrics::SdkMeterProvider, m: Arc<M
             }
         })
         .build();
+}
+
+/// Readers that met foreign entries, for the OTLP callback.
+pub static FOREIGN_READERS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Sets the foreign-entry counts (from `accord_store::ForeignLog`).
+pub fn set_foreign(m: &Metrics, counts: &[(String, u64)], distinct: u64) {
+    let mut readers = vec![("any".to_owned(), distinct)];
+    readers.extend(counts.iter().cloned());
+    for (reader, n) in &readers {
+        m.log_foreign
+            .get_or_create(&ReaderLabel {
+                reader: reader.clone(),
+            })
+            .set(*n);
+    }
+    if let Ok(mut r) = FOREIGN_READERS.lock() {
+        *r = readers.into_iter().map(|(n, _)| n).collect();
+    }
 }
 
 /// Names of running projections, for the OTLP callbacks.

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use accord_agent::AgentDir;
-use accord_agent::feed::RevocationFeed;
+use accord_agent::feed::{FeedError, RevocationFeed};
 use accord_events::DomainId;
 use anyhow::Context;
 use futures::StreamExt;
@@ -46,13 +46,57 @@ pub fn watch_revocations(args: WatchArgs) -> anyhow::Result<ExitCode> {
         None => 0,
     };
     tokio()?.block_on(async move {
-        let feed =
-            RevocationFeed::connect(&args.nats_url, &ca, &wit, &key, &domain, &state.agent_id)
-                .await?;
+        // the domain's event-signing keys, pinned at enrollment (an older folder pins them now,
+        // from the ACA it enrolled with, over TLS under --ca)
+        let info = match dir.read_domain() {
+            Ok(d) => d,
+            Err(_) => {
+                let client = accord_agent::Client::new(&state.url, Some(&ca))?;
+                let d = client.domain().await?;
+                dir.pin_domain(&d)?;
+                d
+            }
+        };
+        if info.domain_id != domain {
+            anyhow::bail!(
+                "{} pins domain {}, not --domain {domain}",
+                dir.domain().display(),
+                info.domain_id
+            );
+        }
+        let feed = RevocationFeed::connect(
+            &args.nats_url,
+            &ca,
+            &wit,
+            &key,
+            &domain,
+            &state.agent_id,
+            info.key_ring()?,
+        )
+        .await?;
         let mut revocations = Box::pin(feed.subscribe(cursor));
         let mut seen = 0u64;
         while let Some(r) = revocations.next().await {
-            let r = r?;
+            let r = match r {
+                Ok(r) => r,
+                // not delivered: reported, and the feed goes on
+                Err(e @ (FeedError::Dropped { .. } | FeedError::Refused { .. })) => {
+                    if args.json {
+                        let seq = match &e {
+                            FeedError::Dropped { seq, .. } => *seq,
+                            _ => None,
+                        };
+                        println!(
+                            "{}",
+                            serde_json::json!({"dropped": {"seq": seq, "reason": e.to_string()}})
+                        );
+                    } else {
+                        eprintln!("accord agent watch-revocations: {e}");
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             if args.json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {

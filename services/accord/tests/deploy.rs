@@ -64,7 +64,9 @@ fn configs() -> Vec<(&'static str, String)> {
                 .collect(),
         }),
         listen: "0.0.0.0:4222".into(),
-        monitor: "0.0.0.0:8222".into(),
+        // the pod's own address (the StatefulSet sets MONITOR_LISTEN to $(POD_IP):8222): the
+        // kubelet's probes reach it, and the NetworkPolicy keeps other pods off it
+        monitor: "$MONITOR_LISTEN".into(),
         store_dir: "/data/jetstream".into(),
         ..single.clone()
     };
@@ -110,6 +112,7 @@ fn deploy_configs_are_current_and_accepted_by_nats_server() {
             .arg("-c")
             .arg(&conf)
             .env("SERVER_NAME", "accord-nats-0")
+            .env("MONITOR_LISTEN", "127.0.0.1:8222")
             .output()
             .unwrap();
         assert!(

@@ -1,5 +1,8 @@
 //! NATS authorization of a domain: only the domain's services write history; nobody deletes,
-//! purges or reconfigures the log; auditors read; strangers are not let in. All over TLS.
+//! purges or reconfigures the log; auditors and the operator read, from accounts of their own;
+//! strangers are not let in. All over TLS. (What identities outside the services' account can
+//! and cannot do to the log through reply subjects, consumers and stream updates:
+//! `tests/log_integrity.rs`.)
 
 #![allow(clippy::unwrap_used)]
 
@@ -104,11 +107,21 @@ async fn only_the_services_write_and_nobody_destroys_the_log() {
         assert!(c.server_info().tls_required);
     }
 
-    // the auditor reads but does not write or destroy
+    // the auditor reads (direct get, the one call its account imports) but does not write or
+    // destroy
     let (auditor, auditor_errors) = connect_watching(&dir, "auditor").await;
-    let reader = accord_store::reader::LogReader::new(auditor.clone(), "$JS.API", "ACCORD_EVENTS");
+    let reader =
+        accord_store::reader::LogReader::direct_only(auditor.clone(), "$JS.API", "ACCORD_EVENTS");
+    assert_eq!(reader.last_sequence().await.unwrap(), before);
     let read = reader.read_range("accord.evt.dev.>", 1).await.unwrap();
     assert_eq!(read.len() as u64, before, "the auditor reads the whole log");
+    // the same through the JetStream domain's prefix
+    let prefixed = accord_store::reader::LogReader::direct_only(
+        auditor.clone(),
+        "$JS.dev.API",
+        "ACCORD_EVENTS",
+    );
+    assert_eq!(prefixed.last_sequence().await.unwrap(), before);
     assert!(
         !try_publish(&auditor, subject).await,
         "the auditor cannot publish events"
@@ -120,16 +133,21 @@ async fn only_the_services_write_and_nobody_destroys_the_log() {
         "{auditor_errors:?}"
     );
 
-    // the admin identity changes streams deliberately but never destroys the log or writes events
+    // the operator's identity reads like the auditor; it neither reconfigures nor destroys the
+    // log, nor writes events (stream changes are a break-glass procedure, ADR 0006)
     let (admin, admin_errors) = connect_watching(&dir, "admin").await;
     assert!(!try_publish(&admin, subject).await);
-    let [delete, purge, remove, _update] = try_destroy(&admin).await;
-    assert_eq!([delete, purge, remove], [false; 3]);
-    assert!(violated(&admin_errors, subject), "{admin_errors:?}");
-    assert!(
-        violated(&admin_errors, "$JS.API.STREAM.PURGE.ACCORD_EVENTS"),
-        "{admin_errors:?}"
-    );
+    assert_eq!(try_destroy(&admin).await, [false; 4]);
+    for s in [
+        subject,
+        "$JS.API.STREAM.DELETE.ACCORD_EVENTS",
+        "$JS.API.STREAM.UPDATE.ACCORD_EVENTS",
+    ] {
+        assert!(violated(&admin_errors, s), "{s}: {admin_errors:?}");
+    }
+    let admin_reader =
+        accord_store::reader::LogReader::direct_only(admin.clone(), "$JS.API", "ACCORD_EVENTS");
+    assert_eq!(admin_reader.last_sequence().await.unwrap(), before);
 
     // the services write their own domain's events, and nothing else
     let (services, services_errors) = connect_watching(&dir, "services").await;

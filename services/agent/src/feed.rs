@@ -1,29 +1,34 @@
 //! The agent side of the revocation feed (ADR 0006): connect to the domain's NATS with the
 //! workload identity token as user and a fresh workload proof token as password (one per
-//! connection, so reconnects are admitted again by the ACA's auth callout), and read every
-//! `CredentialRevoked` of the domain from a cursor through the agent's own push consumer
-//! (`rev-<agent id>`, ephemeral: the server drops it 5 minutes after the agent goes away).
+//! connection, so reconnects are admitted again by the ACA's auth callout), ask the ACA for
+//! the feed after a cursor (`accord.feed.<agent>.open`; the ACA creates the agent's consumer,
+//! the agent reaches no JetStream API), and read every `CredentialRevoked` of the domain from
+//! `accord.feed.<agent>.deliver`.
 //!
-//! The stream [`RevocationFeed::subscribe`] returns resumes by itself: after a reconnect, or
-//! when no delivery nor heartbeat arrived for a while, it re-creates the consumer from the last
-//! sequence it delivered, and it never delivers a sequence twice nor out of order.
+//! Nothing on the delivery subject is believed for being there. A delivery counts only when
+//! its `$JS.ACK` reply names this agent's consumer with the next consumer sequence, and its
+//! payload is an event of this domain, signed by one of the domain's pinned event-signing keys,
+//! stored under the subject its envelope names. Anything else is **dropped and reported** (an
+//! `Err(FeedError::Dropped)` item; the stream goes on); a gap in the consumer sequence (a
+//! delivery lost) reopens the feed from the last revocation delivered. The stream
+//! [`RevocationFeed::subscribe`] returns resumes by itself after a reconnect or when no
+//! delivery nor heartbeat arrived for a while, and it never delivers a sequence twice nor out
+//! of order.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use accord_authority::callout::{consumer_name, feed_prefix, revocation_filter};
-use accord_authority::feed::stream_seq;
+use accord_authority::callout::{consumer_name, deliver_subject, inbox_prefix, open_subject};
 pub use accord_authority::feed::{FeedDecodeError, Revocation};
+use accord_authority::feedctl::{self, OpenAnswer, OpenRequest};
 use accord_authority::jws::{self, TYP_WPT};
 use accord_authority::signer::SoftwareKey;
-use accord_events::{AgentId, DomainId};
+use accord_events::{AgentId, DomainId, KeyRing, Subject};
 use futures::{SinkExt, Stream, StreamExt};
 use serde_json::json;
 
 /// The log's stream.
 pub const STREAM: &str = "ACCORD_EVENTS";
-/// Heartbeat the consumer sends when idle; three missed ones re-create it.
-const HEARTBEAT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeedError {
@@ -33,8 +38,15 @@ pub enum FeedError {
     Ca(String),
     #[error("NATS at {url}: {detail}")]
     Connect { url: String, detail: String },
-    #[error("the feed's consumer: {0}")]
+    #[error("the feed: {0}")]
     Consumer(String),
+    /// The ACA refused to open the feed (its kind and detail).
+    #[error("the ACA refused the feed ({kind}): {detail}")]
+    Refused { kind: String, detail: String },
+    /// A message on the feed that is not an authentic revocation of the domain from this
+    /// agent's consumer: dropped, not delivered. Not an end of the stream.
+    #[error("dropped a delivery{}: {reason}", seq.map(|s| format!(" at sequence {s}")).unwrap_or_default())]
+    Dropped { seq: Option<u64>, reason: String },
     #[error(transparent)]
     Decode(#[from] FeedDecodeError),
 }
@@ -45,7 +57,9 @@ pub struct RevocationFeed {
     client: async_nats::Client,
     agent: AgentId,
     domain: DomainId,
-    /// Counts (re)connections: a new one re-creates the consumer.
+    /// The domain's event-signing keys, pinned: only events they signed are delivered.
+    ring: Arc<KeyRing>,
+    /// Counts (re)connections: a new one re-opens the feed.
     connections: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
@@ -94,8 +108,25 @@ fn tls_config(ca_pem: &[u8]) -> Result<rustls::ClientConfig, FeedError> {
         .with_no_client_auth())
 }
 
+/// What one delivery is, as this agent's feed sees it.
+#[derive(Debug)]
+enum Seen {
+    /// A heartbeat (status 100): the consumer is alive; `last_cseq` is what it last sent.
+    Heartbeat { last_cseq: Option<u64> },
+    /// The next revocation.
+    Revocation(Revocation),
+    /// A delivery of our consumer whose payload is not an authentic revocation: skip past it.
+    Foreign { seq: u64, reason: String },
+    /// Not from our consumer at all (no ack reply, or another consumer's): ignore it.
+    Stray { reason: String },
+    /// Our consumer skipped a delivery (or repeated one): reopen from the cursor.
+    Gap { expected: u64, got: u64 },
+}
+
 impl RevocationFeed {
-    /// Connects as `agent_id` (its WIT and private key, PKCS#8) over TLS trusting `ca_pem`.
+    /// Connects as `agent_id` (its WIT and private key, PKCS#8) over TLS trusting `ca_pem`;
+    /// `ring` holds the domain's event-signing keys the agent pinned (`AgentDir::read_domain`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn connect(
         nats_url: &str,
         ca_pem: &[u8],
@@ -103,6 +134,7 @@ impl RevocationFeed {
         key_pkcs8: &[u8],
         domain_id: &DomainId,
         agent_id: &AgentId,
+        ring: KeyRing,
     ) -> Result<Self, FeedError> {
         let key = Arc::new(
             SoftwareKey::from_pkcs8(key_pkcs8, "agent key")
@@ -139,7 +171,7 @@ impl RevocationFeed {
         let client = async_nats::ConnectOptions::with_auth_callback(auth)
             .tls_client_config(tls_config(ca_pem)?)
             .require_tls(true)
-            .custom_inbox_prefix(format!("{}.inbox", feed_prefix(agent_id)))
+            .custom_inbox_prefix(inbox_prefix(agent_id))
             .name(format!("accord-agent-{agent_id}"))
             .connection_timeout(Duration::from_secs(5))
             .event_callback(move |e| {
@@ -157,6 +189,7 @@ impl RevocationFeed {
             client,
             agent: *agent_id,
             domain,
+            ring: Arc::new(ring),
             connections,
         })
     }
@@ -167,8 +200,9 @@ impl RevocationFeed {
     }
 
     /// Every revocation after `from_seq` (the cursor: the last sequence already seen; 0 for
-    /// all), then each new one as it is appended. Ends only when the stream is dropped or a
-    /// revocation cannot be decoded (an error item).
+    /// all), then each new one as it is appended. `Err(FeedError::Dropped)` items report
+    /// messages that were not delivered (see the module); the stream ends only when it is
+    /// dropped.
     pub fn subscribe(
         &self,
         from_seq: u64,
@@ -182,22 +216,107 @@ impl RevocationFeed {
                     Ok(()) => return, // the reader went away
                     Err(e) => e,
                 };
-                if let FeedError::Decode(_) = err {
-                    let _ = tx.send(Err(err)).await;
-                    return;
-                }
-                tracing::debug!(error = %err, "revocation feed: resuming");
                 if tx.is_closed() {
                     return;
                 }
+                if let FeedError::Refused { .. } = err {
+                    // the ACA said no (not live, rate-limited): tell the reader, ask again later
+                    if tx.send(Err(err)).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    continue;
+                }
+                tracing::debug!(error = %err, "revocation feed: resuming");
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         });
         rx
     }
 
-    /// One consumer's life: create it after `last`, forward deliveries until the reader goes
-    /// away (Ok) or the consumer looks lost (Err: the caller re-creates it).
+    /// Asks the ACA for the feed after `after`.
+    async fn open(&self, after: u64) -> Result<(), FeedError> {
+        let body = serde_json::to_vec(&OpenRequest { after })
+            .map_err(|e| FeedError::Consumer(e.to_string()))?;
+        let answer = tokio::time::timeout(
+            Duration::from_secs(5),
+            self.client.request(open_subject(&self.agent), body.into()),
+        )
+        .await
+        .map_err(|_| FeedError::Consumer("the ACA did not answer the feed request".into()))?
+        .map_err(|e| FeedError::Consumer(e.to_string()))?;
+        match serde_json::from_slice::<OpenAnswer>(&answer.payload) {
+            Ok(OpenAnswer::Opened { consumer, .. }) if consumer == consumer_name(&self.agent) => {
+                Ok(())
+            }
+            Ok(OpenAnswer::Opened { consumer, .. }) => Err(FeedError::Consumer(format!(
+                "the ACA opened consumer {consumer}, not this agent's"
+            ))),
+            Ok(OpenAnswer::Refused { kind, detail }) => Err(FeedError::Refused { kind, detail }),
+            Err(e) => Err(FeedError::Consumer(format!("the ACA's answer: {e}"))),
+        }
+    }
+
+    /// Classifies one message of the delivery subject; `next_cseq` is the consumer sequence
+    /// expected next, `last` the last stream sequence delivered.
+    fn see(&self, msg: &async_nats::Message, next_cseq: u64, last: u64) -> Seen {
+        if msg.status.is_some_and(|s| s.as_u16() == 100) {
+            let last_cseq = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Last-Consumer"))
+                .and_then(|v| v.as_str().parse().ok());
+            return Seen::Heartbeat { last_cseq };
+        }
+        let Some(d) = msg.reply.as_deref().and_then(feedctl::delivery) else {
+            return Seen::Stray {
+                reason: "not a delivery of the log (no acknowledgement subject)".into(),
+            };
+        };
+        if d.stream != STREAM || d.consumer != consumer_name(&self.agent) {
+            return Seen::Stray {
+                reason: format!("a delivery of consumer {} of {}", d.consumer, d.stream),
+            };
+        }
+        if d.consumer_seq != next_cseq {
+            return Seen::Gap {
+                expected: next_cseq,
+                got: d.consumer_seq,
+            };
+        }
+        if d.stream_seq <= last {
+            // cannot happen with the next consumer sequence; never deliver it twice
+            return Seen::Stray {
+                reason: format!("sequence {} again", d.stream_seq),
+            };
+        }
+        let foreign = |reason: String| Seen::Foreign {
+            seq: d.stream_seq,
+            reason,
+        };
+        let verified = match self.ring.verify(&msg.payload) {
+            Ok(v) => v,
+            Err(e) => return foreign(format!("not an event signed by the domain: {e}")),
+        };
+        let env = verified.envelope();
+        if env.domain != self.domain {
+            return foreign(format!("an event of domain {}", env.domain));
+        }
+        let claimed = env.subject().to_string();
+        if claimed != msg.subject.as_str() || Subject::parse(msg.subject.as_str()).is_err() {
+            return foreign(format!(
+                "stored under {} but the event says {claimed}",
+                msg.subject
+            ));
+        }
+        match Revocation::decode(d.stream_seq, &msg.payload) {
+            Ok(r) => Seen::Revocation(r),
+            Err(e) => foreign(e.to_string()),
+        }
+    }
+
+    /// One feed's life: open it after `last`, forward revocations until the reader goes away
+    /// (Ok) or the feed looks lost (Err: the caller opens it again).
     async fn run(
         &self,
         last: &mut u64,
@@ -205,53 +324,18 @@ impl RevocationFeed {
     ) -> Result<(), FeedError> {
         let mut connections = self.connections.subscribe();
         connections.mark_unchanged();
-        let deliver = format!("{}.deliver", feed_prefix(&self.agent));
-        let consumer = consumer_name(&self.agent);
+        // a literal subscription: deliveries reach the agents' account through a stream
+        // import, and a wildcard one was seen to miss a consumer's first burst
         let mut sub = self
             .client
-            .subscribe(deliver.clone())
+            .subscribe(deliver_subject(&self.agent))
             .await
             .map_err(|e| FeedError::Consumer(e.to_string()))?;
-        // a consumer left from an earlier life would deliver from its own position
-        let _ = self
-            .client
-            .request(
-                format!("$JS.API.CONSUMER.DELETE.{STREAM}.{consumer}"),
-                "".into(),
-            )
-            .await;
-        let filter = revocation_filter(&self.domain);
-        let mut config = json!({
-            "name": consumer,
-            "deliver_subject": deliver,
-            "filter_subject": filter,
-            "ack_policy": "none",
-            "inactive_threshold": 300_000_000_000u64,
-            "idle_heartbeat": HEARTBEAT.as_nanos() as u64,
-            "flow_control": false,
-            "deliver_policy": "all",
-        });
-        if *last > 0 {
-            config["deliver_policy"] = "by_start_sequence".into();
-            config["opt_start_seq"] = (*last + 1).into();
-        }
-        let body = json!({"stream_name": STREAM, "config": config, "action": "create"});
-        let answer = self
-            .client
-            .request(
-                format!("$JS.API.CONSUMER.CREATE.{STREAM}.{consumer}.{filter}"),
-                body.to_string().into(),
-            )
-            .await
-            .map_err(|e| FeedError::Consumer(e.to_string()))?;
-        let a: serde_json::Value = serde_json::from_slice(&answer.payload)
-            .map_err(|e| FeedError::Consumer(e.to_string()))?;
-        if let Some(err) = a.get("error") {
-            return Err(FeedError::Consumer(err.to_string()));
-        }
+        self.open(*last).await?;
+        let mut next_cseq = 1;
         loop {
             let next = tokio::select! {
-                m = tokio::time::timeout(HEARTBEAT * 3, sub.next()) => m,
+                m = tokio::time::timeout(feedctl::HEARTBEAT * 3, sub.next()) => m,
                 _ = connections.changed() => {
                     return Err(FeedError::Consumer("reconnected".into()));
                 }
@@ -262,25 +346,43 @@ impl RevocationFeed {
                 Err(_) => return Err(FeedError::Consumer("no heartbeat".into())),
             };
             if tx.is_closed() {
-                let _ = self
-                    .client
-                    .publish(
-                        format!("$JS.API.CONSUMER.DELETE.{STREAM}.{consumer}"),
-                        "".into(),
-                    )
-                    .await;
                 return Ok(());
             }
-            // heartbeats carry a status and no ack subject
-            let Some(seq) = msg.reply.as_deref().and_then(stream_seq) else {
-                continue;
+            let item = match self.see(&msg, next_cseq, *last) {
+                Seen::Heartbeat { last_cseq } => {
+                    if last_cseq.is_some_and(|c| c >= next_cseq) {
+                        return Err(FeedError::Consumer(format!(
+                            "the consumer sent up to {} and {next_cseq} never arrived",
+                            last_cseq.unwrap_or_default()
+                        )));
+                    }
+                    continue;
+                }
+                Seen::Gap { expected, got } => {
+                    return Err(FeedError::Consumer(format!(
+                        "consumer sequence {got} where {expected} was next"
+                    )));
+                }
+                Seen::Stray { reason } => {
+                    tracing::warn!(agent = %self.agent, %reason, "revocation feed: dropped a message");
+                    Err(FeedError::Dropped { seq: None, reason })
+                }
+                Seen::Foreign { seq, reason } => {
+                    next_cseq += 1;
+                    *last = seq;
+                    tracing::warn!(agent = %self.agent, seq, %reason, "revocation feed: dropped a delivery");
+                    Err(FeedError::Dropped {
+                        seq: Some(seq),
+                        reason,
+                    })
+                }
+                Seen::Revocation(r) => {
+                    next_cseq += 1;
+                    *last = r.seq;
+                    Ok(r)
+                }
             };
-            if seq <= *last {
-                continue;
-            }
-            let r = Revocation::decode(seq, &msg.payload)?;
-            *last = seq;
-            if tx.send(Ok(r)).await.is_err() {
+            if tx.send(item).await.is_err() {
                 return Ok(());
             }
         }

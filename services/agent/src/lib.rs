@@ -8,6 +8,8 @@
 //! <dir>/chain.pem     the CA chain the certificate verifies under
 //! <dir>/wit.jwt       its workload identity token (0600: it names the agent; never a bearer token)
 //! <dir>/agent.json    agent id, SPIFFE ID, serial, validity, capabilities, the ACA's URL
+//! <dir>/domain.json   the domain's id and event-signing keys, as the ACA served them over
+//!                     TLS at enrollment (the revocation feed checks every event against them)
 //! ```
 //!
 //! Renewal proves the current credential with a workload proof token signed by the current key
@@ -77,6 +79,22 @@ pub struct AgentState {
     pub capabilities: Vec<String>,
     /// The ACA's base URL.
     pub url: String,
+}
+
+/// What an agent pins of its domain (`domain.json`): the keys that sign its events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainInfo {
+    pub domain_id: accord_events::DomainId,
+    pub trust_domain: accord_events::TrustDomain,
+    pub event_signing_keys: Vec<accord_events::DomainKey>,
+}
+
+impl DomainInfo {
+    /// The key ring the feed verifies events with: these keys, pinned.
+    pub fn key_ring(&self) -> Result<accord_events::KeyRing, AgentError> {
+        accord_events::KeyRing::trusting(&self.event_signing_keys)
+            .map_err(|e| AgentError::Protocol(format!("the domain's event-signing keys: {e}")))
+    }
 }
 
 /// A client of one ACA.
@@ -155,6 +173,22 @@ impl Client {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The domain the ACA serves, with its event-signing keys (`GET /v1/domain`, over the TLS
+    /// connection authenticated by the domain's CA).
+    pub async fn domain(&self) -> Result<DomainInfo, AgentError> {
+        let url = format!("{}/v1/domain", self.url);
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| AgentError::Unreachable {
+                url: url.clone(),
+                detail: e.to_string(),
+            })?;
+        answer(&url, resp).await
     }
 
     fn credentials_url(&self, agent: &AgentId) -> String {
@@ -333,6 +367,27 @@ impl AgentDir {
     pub fn state(&self) -> PathBuf {
         self.root.join("agent.json")
     }
+    pub fn domain(&self) -> PathBuf {
+        self.root.join("domain.json")
+    }
+
+    /// The domain's pinned event-signing keys, when the folder has them.
+    pub fn read_domain(&self) -> Result<DomainInfo, AgentError> {
+        let b = std::fs::read(self.domain()).map_err(|e| file_err(&self.domain(), e))?;
+        serde_json::from_slice(&b).map_err(|e| file_err(&self.domain(), e))
+    }
+
+    /// Keeps the domain's keys (first use: an existing file is not replaced, so keys pinned
+    /// once stay pinned).
+    pub fn pin_domain(&self, d: &DomainInfo) -> Result<(), AgentError> {
+        if self.domain().exists() {
+            return Ok(());
+        }
+        write_public(
+            &self.domain(),
+            &serde_json::to_vec_pretty(d).map_err(|e| AgentError::Protocol(e.to_string()))?,
+        )
+    }
 
     /// The agent's key, made (and kept, 0600) when the folder has none yet; returns the
     /// PKCS#8.
@@ -428,7 +483,9 @@ pub async fn enroll_with_evidence(
     let c = client
         .enroll_with(agent, enrollment_token, &key, capabilities, ev)
         .await?;
-    dir.store(client.url(), Some(&key), &c)
+    let state = dir.store(client.url(), Some(&key), &c)?;
+    dir.pin_domain(&client.domain().await?)?;
+    Ok(state)
 }
 
 /// Renews the credential in `dir`, with the same key or a new one.
@@ -445,7 +502,9 @@ pub async fn renew_in(
         None => current.clone(),
     };
     let c = client.renew(&state.agent_id, &current, &wit, &next).await?;
-    dir.store(client.url(), new_key.map(|_| next.as_slice()), &c)
+    let state = dir.store(client.url(), new_key.map(|_| next.as_slice()), &c)?;
+    dir.pin_domain(&client.domain().await?)?;
+    Ok(state)
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use accord_events::{
     TrustDomain,
 };
 use accord_store::projection::postgres::PgStore;
-use accord_store::reader::{LogEntry, LogReader};
-use accord_store::{EventStore, StoreError, Version};
+use accord_store::reader::{LogEntry, LogReader, subject_matches};
+use accord_store::{EntryChecker, EventStore, ForeignLog, StoreError, Version};
 use futures::StreamExt;
 use serde::Serialize;
 use tlog_tiles::Hash;
@@ -159,6 +159,11 @@ struct Inner {
     keys: Vec<NoteKey>,
     /// Checkpoints in the stream that were refused.
     refused: std::sync::atomic::AtomicU64,
+    /// The audit aggregate's subjects (`accord.evt.<d>.audit.<d>.*`).
+    audit_filter: String,
+    /// Which entries are authentic events of the domain; the others are reported here.
+    checker: EntryChecker,
+    foreign: ForeignLog,
 }
 
 /// The running audit log. Cheap to clone.
@@ -211,6 +216,7 @@ impl AuditLog {
         id: LogIdentity,
         audit_keys: &[accord_events::DomainKey],
         reader: LogReader,
+        entries: (EntryChecker, ForeignLog),
         pg: Option<Arc<PgStore>>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, AuditError> {
@@ -225,9 +231,18 @@ impl AuditLog {
             .map(|k| NoteKey::new(&origin, k))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| AuditError::Sign(e.to_string()))?;
+        let audit_filter = accord_events::subject::aggregate_filter(
+            &id.domain,
+            AggregateKind::Audit,
+            &AggregateId::parse(id.domain.as_str())
+                .unwrap_or_else(|_| unreachable!("a domain id is an aggregate id")),
+        );
         let log = Self {
             inner: Arc::new(Inner {
                 origin,
+                audit_filter,
+                checker: entries.0,
+                foreign: entries.1,
                 id,
                 keys,
                 refused: std::sync::atomic::AtomicU64::new(0),
@@ -419,14 +434,25 @@ impl AuditLog {
                     )));
                 }
                 st.tree.push_hash(leaf_hash(&e.payload));
-                let cp = if e.subject.ends_with(".CheckpointSigned") {
-                    st.audit_version = Version {
-                        stream_seq: e.seq,
-                        count: st.audit_version.count + 1,
-                    };
-                    checkpoint_of_entry(e)
-                } else {
-                    None
+                // every message is a leaf (the tree is over the stream as stored); only
+                // authentic events of the domain count as events, and only the audit
+                // aggregate's as checkpoints (finding 1: a foreign message is skipped, reported)
+                let on_audit = subject_matches(&self.inner.audit_filter, &e.subject);
+                if on_audit {
+                    // compare-and-set counts every message on the aggregate's subjects
+                    st.audit_version.stream_seq = e.seq;
+                }
+                let cp = match self.inner.checker.authentic(e.seq, &e.subject, &e.payload) {
+                    Err(err) => {
+                        self.inner.foreign.report("audit", &e.subject, &err);
+                        st.last_event = e.seq;
+                        continue;
+                    }
+                    Ok(()) if on_audit => {
+                        st.audit_version.count += 1;
+                        checkpoint_of_entry(e)
+                    }
+                    Ok(()) => None,
                 };
                 match cp {
                     Some(cp) => match self.accept(&st, &cp) {

@@ -51,7 +51,7 @@ impl Rebuild {
         }
         for (p, generation) in &self.projections {
             self.store
-                .apply_batch(p.as_ref(), *generation, events)
+                .apply_batch(p.as_ref(), *generation, events, 0)
                 .await?;
         }
         Ok(())

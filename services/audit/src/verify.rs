@@ -52,8 +52,11 @@ pub enum FailureKind {
     BadSignature,
     /// An event signed by a key that is not pinned.
     UnpinnedKey,
-    /// Stored under a subject its envelope does not name, or not an event at all.
+    /// Stored under a subject its envelope does not name, or an event that does not decode.
     MalformedEvent,
+    /// Not an event at all: a message something other than the domain's services put in the
+    /// log (a JetStream API answer through a reply subject, finding 1). Readers skip it.
+    ForeignMessage,
     /// An event of another domain.
     WrongDomain,
     /// An aggregate's own sequence does not follow its previous event (reordered).
@@ -81,6 +84,7 @@ impl FailureKind {
             Self::BadSignature => "bad_signature",
             Self::UnpinnedKey => "unpinned_key",
             Self::MalformedEvent => "malformed_event",
+            Self::ForeignMessage => "foreign_message",
             Self::WrongDomain => "wrong_domain",
             Self::AggregateOrder => "aggregate_order",
             Self::ForgedCheckpoint => "forged_checkpoint",
@@ -465,6 +469,7 @@ impl Auditor {
                     EntryProblem::Signature(
                         VerifyError::UnpinnedKey(_) | VerifyError::UnknownPublicKey(_),
                     ) => FailureKind::UnpinnedKey,
+                    EntryProblem::NotAnEvent(_) => FailureKind::ForeignMessage,
                     _ => FailureKind::MalformedEvent,
                 };
                 self.fail(kind, Some(e.seq), p.to_string());

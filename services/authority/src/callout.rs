@@ -8,10 +8,11 @@
 //!   `jti` never seen before.
 //!
 //! The callout checks both, then that the WIT's credential (`x5t_serial`) is live in the
-//! credentials projection caught up to the log's tail, and answers with a user JWT for account
-//! `ACCORD` (signed by the callout issuer, whose public key is in the server config) that may
-//! only manage its own feed consumer and read its own feed subjects ([`permissions`]), expiring
-//! with the WIT or in 10 minutes, whichever comes first. Every refusal is an error answer: the
+//! credentials projection caught up to the log's tail, and answers with a user JWT for the
+//! agents' account `AGENTS` (signed by the callout issuer, whose public key is in the server
+//! config) that may only ask for its own feed and read its own feed subjects
+//! ([`permissions`]), expiring with the WIT or in 10 minutes, whichever comes first. The log
+//! lives in another account (`ACCORD`), which agents never join (ADR 0006). Every refusal is an error answer: the
 //! server then refuses the client. Nothing is appended to the log either way.
 
 pub mod natsjwt;
@@ -219,14 +220,30 @@ pub fn check_tokens(
     })
 }
 
-/// The name of an agent's feed consumer: fixed, so an agent can create or delete no other.
+/// The name of an agent's feed consumer (the ACA creates it; one per agent).
 pub fn consumer_name(agent: &AgentId) -> String {
     format!("rev-{agent}")
 }
 
-/// The subject prefix an agent reads: its consumer's deliveries and its request inbox.
+/// The subject prefix of an agent's feed: `.open` (its requests), `.deliver` (its consumer's
+/// deliveries), `.inbox` (replies to it).
 pub fn feed_prefix(agent: &AgentId) -> String {
     format!("accord.feed.{agent}")
+}
+
+/// Where an agent asks the ACA for its feed (a service the services' account exports).
+pub fn open_subject(agent: &AgentId) -> String {
+    format!("{}.open", feed_prefix(agent))
+}
+
+/// Where an agent's consumer delivers (a stream the services' account exports).
+pub fn deliver_subject(agent: &AgentId) -> String {
+    format!("{}.deliver", feed_prefix(agent))
+}
+
+/// The inbox prefix of an agent's connection (replies to its requests).
+pub fn inbox_prefix(agent: &AgentId) -> String {
+    format!("{}.inbox", feed_prefix(agent))
 }
 
 /// The subject filter of the revocation feed: every `CredentialRevoked` of the domain.
@@ -234,20 +251,13 @@ pub fn revocation_filter(domain: &DomainId) -> String {
     format!("accord.evt.{domain}.agent.*.CredentialRevoked")
 }
 
-/// An admitted agent's permissions (publish allow, subscribe allow): manage its own feed
-/// consumer through the JetStream API, read its own feed subjects; nothing else.
-pub fn permissions(domain: &DomainId, stream: &str, agent: &AgentId) -> (Vec<String>, Vec<String>) {
-    let name = consumer_name(agent);
+/// An admitted agent's permissions (publish allow, subscribe allow), in the agents' account:
+/// ask for its own feed, read its own deliveries and replies; nothing else. It reaches no
+/// JetStream API: the ACA creates its consumer (security review 2026-12, findings 1 and 2).
+pub fn permissions(agent: &AgentId) -> (Vec<String>, Vec<String>) {
     (
-        vec![
-            format!(
-                "$JS.API.CONSUMER.CREATE.{stream}.{name}.{}",
-                revocation_filter(domain)
-            ),
-            format!("$JS.API.CONSUMER.DELETE.{stream}.{name}"),
-            format!("$JS.API.CONSUMER.INFO.{stream}.{name}"),
-        ],
-        vec![format!("{}.>", feed_prefix(agent))],
+        vec![open_subject(agent)],
+        vec![deliver_subject(agent), format!("{}.>", inbox_prefix(agent))],
     )
 }
 
@@ -383,7 +393,7 @@ impl Callout {
         credential_end: i64,
         now: i64,
     ) -> Result<String, Refusal> {
-        let (publish, subscribe) = permissions(&self.cfg.domain, &self.cfg.stream, &p.agent_id);
+        let (publish, subscribe) = permissions(&p.agent_id);
         let claims = json!({
             "sub": req.user_nkey,
             "aud": self.cfg.account,
@@ -482,10 +492,12 @@ impl Callout {
 /// log's new `CredentialRevoked` events and, for each serial, asks every server for the
 /// connections of that user (`$SYS.REQ.SERVER.PING.CONNZ`, filtered by the user name the
 /// callout gave it) and kicks them (`$SYS.REQ.SERVER.<id>.KICK`). `system` is a connection as
-/// the system account's user. A missed kick is bounded by the user JWT's expiry.
+/// the system account's user (none: no kicks). A missed kick is bounded by the user JWT's
+/// expiry. An agent left with no live credential also loses its feed consumer.
 pub async fn kick_revoked(
     authority: Arc<Authority>,
-    system: async_nats::Client,
+    system: Option<async_nats::Client>,
+    feeds: Arc<crate::feedctl::FeedConsumers>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     use async_nats::jetstream::consumer::{DeliverPolicy, push};
@@ -515,13 +527,22 @@ pub async fn kick_revoked(
             _ = stop.changed() => return,
         };
         let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+        // only an authentic revocation of this domain kicks anyone (finding 1)
+        if let Err(e) = store.checker().check(seq, &m.subject, &m.payload) {
+            store.foreign().report("kick", &m.subject, &e);
+            continue;
+        }
         let Ok(r) = crate::feed::Revocation::decode(seq, &m.payload) else {
             continue;
         };
-        for serial in &r.serials {
-            let kicked = kick(&system, &user_name(&r.agent_id, serial)).await;
-            tracing::info!(agent = %r.agent_id, %serial, kicked, "revoked credential's connections kicked");
+        if let Some(system) = &system {
+            for serial in &r.serials {
+                let kicked = kick(system, &user_name(&r.agent_id, serial)).await;
+                tracing::info!(agent = %r.agent_id, %serial, kicked, "revoked credential's connections kicked");
+            }
         }
+        // an agent left without a live credential loses its feed consumer too
+        feeds.revoked(&r.agent_id).await;
     }
 }
 

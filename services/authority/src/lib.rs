@@ -12,6 +12,7 @@ pub mod csr;
 pub mod der;
 pub mod evidence;
 pub mod feed;
+pub mod feedctl;
 pub mod http;
 pub mod issue;
 mod json;

@@ -153,13 +153,7 @@ async fn published_updates_change_decisions_and_bad_bundles_are_refused() {
     )
     .await
     .unwrap();
-    let ctx = RunnerContext {
-        js: store.jetstream().clone(),
-        reader: store.reader(),
-        stream: accord_store::EVENTS_STREAM.into(),
-        domain: domain.clone(),
-        batch_size: 100,
-    };
+    let ctx = RunnerContext::of(&store, 100);
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let policies = runner::spawn(
         Arc::new(accord_readmodels::Policies),

@@ -146,6 +146,13 @@ impl EventStore {
                     ));
                 }
                 let first_seq = last_seq + 1 - signed.len() as u64;
+                // what this process signed and the server stored needs no second check
+                for (i, s) in signed.iter().enumerate() {
+                    self.inner
+                        .checker
+                        .cache()
+                        .insert(first_seq + i as u64, &s.bytes);
+                }
                 let stored: Vec<StoredEvent> = signed
                     .into_iter()
                     .zip(events)
@@ -322,7 +329,12 @@ impl EventStore {
         else {
             return Err(conflict(None));
         };
-        let first = Self::stored(first)?;
+        // a foreign message after `expected` is not this command's: a plain conflict (the
+        // caller reloads, skipping it, and retries on top of it)
+        let first_seq = first.seq;
+        let Ok(first) = self.checked(first) else {
+            return Err(conflict(Some(first_seq)));
+        };
         if first.envelope.command_id != *command {
             return Err(conflict(Some(first.stream_seq)));
         }
@@ -337,7 +349,10 @@ impl EventStore {
                     seq,
                     detail: "an atomic batch is missing a message".into(),
                 })?;
-            let e = Self::stored(m)?;
+            let e = self.checked(m).map_err(|e| StoreError::Corrupt {
+                seq,
+                detail: e.to_string(),
+            })?;
             if e.envelope.command_id != *command {
                 return Err(StoreError::Corrupt {
                     seq,
@@ -381,13 +396,29 @@ impl EventStore {
                 seq: m.sequence,
                 subject: m.subject.to_string(),
                 payload: m.payload,
+                stored_at_nanos: m.time.unix_timestamp_nanos(),
+                pending: None,
             })),
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(StoreError::nats("message get", e)),
         }
     }
 
-    /// A stored message decoded as an event (parsed, its signature not checked).
+    /// A stored message as an authentic event of this domain, or why it is foreign (reported).
+    pub(crate) fn checked(
+        &self,
+        m: crate::RawMessage,
+    ) -> Result<StoredEvent, crate::entry::EntryError> {
+        self.inner
+            .checker
+            .check(m.seq, &m.subject, &m.payload)
+            .inspect_err(|e| {
+                self.inner.foreign.report("aggregate", &m.subject, e);
+            })
+    }
+
+    /// A stored message decoded as an event (parsed, its signature not checked): the genesis,
+    /// which names the keys everything else is checked against.
     pub(crate) fn stored(m: crate::RawMessage) -> Result<StoredEvent, StoreError> {
         let parsed = parse_unverified(&m.payload).map_err(|e| StoreError::Corrupt {
             seq: m.seq,

@@ -17,6 +17,31 @@ pub struct RawMessage {
     pub seq: u64,
     pub subject: String,
     pub payload: Bytes,
+    /// When the server stored it (Unix nanoseconds; 0 when the answer did not say).
+    pub stored_at_nanos: i128,
+    /// Messages matching the filter after this one, when the answer said (batched gets).
+    pub pending: Option<u64>,
+}
+
+fn raw_of(msg: &async_nats::Message, seq: u64) -> RawMessage {
+    let header = |n: &str| {
+        msg.headers
+            .as_ref()
+            .and_then(|h| h.get(n))
+            .map(|v| v.as_str().to_owned())
+    };
+    let stored_at_nanos = header("Nats-Time-Stamp")
+        .and_then(|t| {
+            time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map_or(0, |t| t.unix_timestamp_nanos());
+    RawMessage {
+        seq,
+        subject: header("Nats-Subject").unwrap_or_default(),
+        payload: msg.payload.clone(),
+        stored_at_nanos,
+        pending: header("Nats-Num-Pending").and_then(|p| p.parse().ok()),
+    }
 }
 
 /// Largest batch asked for in one request.
@@ -100,17 +125,45 @@ impl DirectGet {
                 seq: 0,
                 detail: "direct get reply without Nats-Sequence".into(),
             })?;
-            let subject = msg
-                .headers
-                .as_ref()
-                .and_then(|h| h.get("Nats-Subject"))
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default();
-            out.push(RawMessage {
-                seq,
-                subject,
-                payload: msg.payload,
-            });
+            out.push(raw_of(&msg, seq));
+        }
+    }
+
+    /// The last message of the stream matching `filter` (`>` for the whole stream), if any.
+    pub(crate) async fn last(&self, filter: &str) -> Result<Option<RawMessage>, StoreError> {
+        #[derive(serde::Serialize)]
+        struct Last<'a> {
+            last_by_subj: &'a str,
+        }
+        let req = serde_json::to_vec(&Last {
+            last_by_subj: filter,
+        })
+        .map_err(|e| StoreError::nats("direct get", e))?;
+        self.one(req).await
+    }
+
+    async fn one(&self, req: Vec<u8>) -> Result<Option<RawMessage>, StoreError> {
+        let msg = tokio::time::timeout(
+            self.timeout,
+            self.client
+                .request(self.api_subject.clone(), Bytes::from(req)),
+        )
+        .await
+        .map_err(|_| StoreError::nats("direct get", "timed out"))?
+        .map_err(|e| StoreError::nats("direct get", e))?;
+        match msg.status {
+            Some(StatusCode::NOT_FOUND) => Ok(None),
+            Some(code) if code != StatusCode::OK => Err(StoreError::nats(
+                "direct get",
+                format!("status {code}: {:?}", msg.description),
+            )),
+            _ => {
+                let seq = header_u64(&msg, "Nats-Sequence").ok_or_else(|| StoreError::Corrupt {
+                    seq: 0,
+                    detail: "direct get reply without Nats-Sequence".into(),
+                })?;
+                Ok(Some(raw_of(&msg, seq)))
+            }
         }
     }
 
@@ -131,38 +184,7 @@ impl DirectGet {
             next_by_subj: filter,
         })
         .map_err(|e| StoreError::nats("direct get", e))?;
-        let msg = tokio::time::timeout(
-            self.timeout,
-            self.client
-                .request(self.api_subject.clone(), Bytes::from(req)),
-        )
-        .await
-        .map_err(|_| StoreError::nats("direct get", "timed out"))?
-        .map_err(|e| StoreError::nats("direct get", e))?;
-        match msg.status {
-            Some(StatusCode::NOT_FOUND) => Ok(None),
-            Some(code) if code != StatusCode::OK => Err(StoreError::nats(
-                "direct get",
-                format!("status {code}: {:?}", msg.description),
-            )),
-            _ => {
-                let seq = header_u64(&msg, "Nats-Sequence").ok_or_else(|| StoreError::Corrupt {
-                    seq: 0,
-                    detail: "direct get reply without Nats-Sequence".into(),
-                })?;
-                let subject = msg
-                    .headers
-                    .as_ref()
-                    .and_then(|h| h.get("Nats-Subject"))
-                    .map(|v| v.as_str().to_owned())
-                    .unwrap_or_default();
-                Ok(Some(RawMessage {
-                    seq,
-                    subject,
-                    payload: msg.payload,
-                }))
-            }
-        }
+        self.one(req).await
     }
 
     /// Every message matching `filter` with sequence >= `from`.

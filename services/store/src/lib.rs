@@ -11,6 +11,7 @@
 mod append;
 pub mod cqrs;
 mod direct;
+pub mod entry;
 pub mod error;
 mod fault;
 #[cfg(feature = "fault-injection")]
@@ -25,11 +26,14 @@ pub mod trace;
 use std::sync::Arc;
 use std::time::Duration;
 
-use accord_events::{AggregateId, AggregateKind, DomainId, Ed25519Key, Envelope, Event};
+use accord_events::{
+    AggregateId, AggregateKind, DomainId, DomainKey, Ed25519Key, Envelope, Event, KeyRing,
+};
 use async_nats::jetstream;
 
 pub use append::{AppendOutcome, MAX_EVENTS_PER_COMMAND};
 pub use direct::RawMessage;
+pub use entry::{EntryChecker, EntryError, EntryProblem, ForeignEntry, ForeignLog};
 pub use error::{InvalidAppend, StoreError};
 pub use load::LoadedAggregate;
 pub use pipeline::PendingFact;
@@ -117,6 +121,10 @@ struct Inner {
     signer: Arc<Ed25519Key>,
     direct: direct::DirectGet,
     cache: load::Cache,
+    /// Checks what is read back: only signed events of this domain count (finding 1).
+    checker: EntryChecker,
+    /// Foreign entries the readers of this process met.
+    foreign: ForeignLog,
     #[cfg(feature = "fault-injection")]
     faults: faults::Faults,
 }
@@ -155,6 +163,10 @@ impl EventStore {
             config.request_timeout,
         );
         let cache = load::Cache::new(config.cache_events);
+        let ring = KeyRing::trusting(std::slice::from_ref(signer.public())).map_err(|e| {
+            StoreError::Invalid(InvalidAppend::Unsignable(format!("event-signing key: {e}")))
+        })?;
+        let checker = EntryChecker::new(config.stream.domain.clone(), ring);
         Ok(Self {
             inner: Arc::new(Inner {
                 counters: Counters::default(),
@@ -164,6 +176,8 @@ impl EventStore {
                 signer,
                 direct,
                 cache,
+                checker,
+                foreign: ForeignLog::default(),
                 #[cfg(feature = "fault-injection")]
                 faults: faults::Faults::default(),
             }),
@@ -194,6 +208,30 @@ impl EventStore {
     /// The domain's event-signing key (public part, for pinning).
     pub fn signing_key(&self) -> &accord_events::DomainKey {
         self.inner.signer.public()
+    }
+
+    /// Trusts the event-signing keys the domain's genesis names (besides this store's own):
+    /// what is read back is believed only when one of them signed it.
+    pub fn trust_keys(&self, keys: &[DomainKey]) -> Result<(), StoreError> {
+        let mut all = keys.to_vec();
+        if !all.iter().any(|k| k.kid == self.inner.signer.public().kid) {
+            all.push(self.inner.signer.public().clone());
+        }
+        let ring = KeyRing::trusting(&all).map_err(|e| {
+            StoreError::Invalid(InvalidAppend::Unsignable(format!("event-signing key: {e}")))
+        })?;
+        self.inner.checker.trust(ring);
+        Ok(())
+    }
+
+    /// The checks every reader of this domain's log applies (finding 1).
+    pub fn checker(&self) -> &EntryChecker {
+        &self.inner.checker
+    }
+
+    /// Foreign entries met by the readers of this process.
+    pub fn foreign(&self) -> &ForeignLog {
+        &self.inner.foreign
     }
 
     /// Test hooks that place failures exactly.

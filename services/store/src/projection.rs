@@ -140,13 +140,16 @@ pub trait ProjectionStore: Send + Sync + 'static {
     /// creating generation 1 when there is none.
     async fn open(&self, projection: &str) -> Result<Checkpoint, ProjectionError>;
     /// Applies `events` (ascending stream sequences) through `projection` to `generation` and
-    /// stores the last sequence as its checkpoint, all in one transaction. Events at or below
-    /// the stored checkpoint are skipped. Returns the new checkpoint.
+    /// stores the batch's last sequence as its checkpoint, all in one transaction: `through`,
+    /// the last entry the batch covered (entries the reader skipped as foreign included), or
+    /// the last event's when that is higher. Events at or below the stored checkpoint are
+    /// skipped. Returns the new checkpoint.
     async fn apply_batch(
         &self,
         projection: &dyn Projection,
         generation: u32,
         events: &[StoredEvent],
+        through: u64,
     ) -> Result<u64, ProjectionError>;
     /// The checkpoint of a generation.
     async fn checkpoint(&self, projection: &str, generation: u32) -> Result<u64, ProjectionError>;
@@ -195,12 +198,14 @@ impl Overlay {
 }
 
 /// Runs the events of a batch above `checkpoint` through a projection into `rows`. Returns the
-/// last sequence applied (or `checkpoint` when every event was at or below it).
+/// new checkpoint: the last sequence applied or `through` (the last entry the batch covered),
+/// whichever is higher, and `checkpoint` when everything was at or below it.
 pub(crate) async fn apply_events<R: Rows + OverlayAccess>(
     projection: &dyn Projection,
     rows: &mut R,
     checkpoint: u64,
     events: &[StoredEvent],
+    through: u64,
 ) -> Result<u64, ProjectionError> {
     let mut last = checkpoint;
     for e in events {
@@ -226,7 +231,7 @@ pub(crate) async fn apply_events<R: Rows + OverlayAccess>(
         last = e.stream_seq;
         crate::fault::mid_batch(projection.name(), e.stream_seq);
     }
-    Ok(last)
+    Ok(last.max(through))
 }
 
 pub(crate) trait OverlayAccess {

@@ -2,10 +2,11 @@
 //! consumer (ephemeral, flow-controlled, self-healing) over the domain's subjects, and the
 //! checks that apply where bytes cross a trust boundary.
 
-use accord_events::signing::{VerifiedEvent, VerifyError};
+use accord_events::signing::VerifiedEvent;
 use accord_events::{KeyRing, Subject};
 use async_nats::jetstream::{self, consumer};
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 
 use crate::direct::DirectGet;
@@ -23,25 +24,12 @@ pub struct LogEntry {
     pub pending: u64,
 }
 
-/// Why an entry of the log is not an authentic event of this domain.
-#[derive(Debug, thiserror::Error)]
-pub enum EntryProblem {
-    #[error("signature: {0}")]
-    Signature(#[from] VerifyError),
-    #[error("stored under {stored} but the envelope says {claimed}")]
-    SubjectMismatch { stored: String, claimed: String },
-}
-
-/// A problem with the entry at `seq`.
-#[derive(Debug, thiserror::Error)]
-#[error("event at sequence {seq}: {problem}")]
-pub struct EntryError {
-    pub seq: u64,
-    pub problem: EntryProblem,
-}
+pub use crate::entry::{EntryError, EntryProblem};
 
 /// Verifies an entry's signature against pinned keys, and that it is stored under the subject
-/// its envelope names (an event moved to another aggregate is not authentic there).
+/// its envelope names (an event moved to another aggregate is not authentic there). For
+/// readers outside the domain (auditors); the domain's own readers use
+/// [`crate::EntryChecker`], which also checks the domain and decodes the event.
 pub fn verify_entry(ring: &KeyRing, entry: &LogEntry) -> Result<VerifiedEvent, EntryError> {
     let err = |problem| EntryError {
         seq: entry.seq,
@@ -49,7 +37,7 @@ pub fn verify_entry(ring: &KeyRing, entry: &LogEntry) -> Result<VerifiedEvent, E
     };
     let verified = ring
         .verify(&entry.payload)
-        .map_err(|e| err(EntryProblem::Signature(e)))?;
+        .map_err(|e| err(EntryProblem::of_verify(e)))?;
     let claimed = verified.envelope().subject().to_string();
     if claimed != entry.subject || Subject::parse(&entry.subject).is_err() {
         return Err(err(EntryProblem::SubjectMismatch {
@@ -60,6 +48,16 @@ pub fn verify_entry(ring: &KeyRing, entry: &LogEntry) -> Result<VerifiedEvent, E
     Ok(verified)
 }
 
+/// How a reader reaches the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The domain's services: stream info and ordered consumers (fastest in order).
+    Consumers,
+    /// Everyone else (auditors, the operator): batched direct get only, the one JetStream
+    /// call the services' account exports to them (ADR 0006). No consumer is created.
+    DirectGet,
+}
+
 /// Reads a domain's log without writing to it (no stream creation): projections, auditors,
 /// `accord events tail`. Needs only read permissions.
 #[derive(Debug, Clone)]
@@ -67,11 +65,45 @@ pub struct LogReader {
     js: jetstream::Context,
     stream: String,
     direct: DirectGet,
+    access: Access,
+}
+
+/// How long a direct-get follower waits before asking again once it reached the tail.
+const POLL_IDLE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Whether `subject` matches the NATS subject filter `filter` (`*` one token, `>` the rest).
+pub fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut f = filter.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (f.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
 }
 
 impl LogReader {
-    /// `api_prefix` is `$JS.API`, or `$JS.<domain>.API` across a JetStream domain boundary.
+    /// A reader for the domain's services. `api_prefix` is `$JS.API`, or `$JS.<domain>.API`
+    /// across a JetStream domain boundary.
     pub fn new(client: async_nats::Client, api_prefix: &str, stream: &str) -> Self {
+        Self::with_access(client, api_prefix, stream, Access::Consumers)
+    }
+
+    /// A reader for an identity outside the services' account (auditor, operator).
+    pub fn direct_only(client: async_nats::Client, api_prefix: &str, stream: &str) -> Self {
+        Self::with_access(client, api_prefix, stream, Access::DirectGet)
+    }
+
+    pub fn with_access(
+        client: async_nats::Client,
+        api_prefix: &str,
+        stream: &str,
+        access: Access,
+    ) -> Self {
         let js = jetstream::ContextBuilder::new()
             .api_prefix(api_prefix)
             .build(client.clone());
@@ -84,7 +116,12 @@ impl LogReader {
             ),
             js,
             stream: stream.to_owned(),
+            access,
         }
+    }
+
+    pub fn access(&self) -> Access {
+        self.access
     }
 
     pub fn jetstream(&self) -> &jetstream::Context {
@@ -102,6 +139,9 @@ impl LogReader {
 
     /// The log's last sequence now.
     pub async fn last_sequence(&self) -> Result<u64, StoreError> {
+        if self.access == Access::DirectGet {
+            return Ok(self.direct.last(">").await?.map_or(0, |m| m.seq));
+        }
         let s = self
             .js
             .get_stream_no_info(&self.stream)
@@ -114,18 +154,30 @@ impl LogReader {
             .last_sequence)
     }
 
-    /// Reads in order from `from` (1 = the beginning) through an ordered consumer on `filter`.
-    /// Never ends by itself (it follows the log); see [`LogReader::read_range`].
+    /// Reads in order from `from` (1 = the beginning) through an ordered consumer on `filter`
+    /// (or batched direct gets, for readers outside the services' account). Never ends by
+    /// itself (it follows the log); see [`LogReader::read_range`].
     pub async fn follow(
         &self,
         filter: &str,
         from: u64,
-    ) -> Result<impl Stream<Item = Result<LogEntry, StoreError>> + Unpin + use<>, StoreError> {
+    ) -> Result<BoxStream<'static, Result<LogEntry, StoreError>>, StoreError> {
         self.follow_filters(&[filter.to_owned()], from).await
     }
 
     /// [`LogReader::follow`] with several subject filters.
     pub async fn follow_filters(
+        &self,
+        filters: &[String],
+        from: u64,
+    ) -> Result<BoxStream<'static, Result<LogEntry, StoreError>>, StoreError> {
+        match self.access {
+            Access::Consumers => Ok(self.follow_consumer(filters, from).await?.boxed()),
+            Access::DirectGet => Ok(self.follow_direct(filters, from).boxed()),
+        }
+    }
+
+    async fn follow_consumer(
         &self,
         filters: &[String],
         from: u64,
@@ -176,6 +228,64 @@ impl LogReader {
         }))
     }
 
+    /// In order by batched direct gets: one filter is asked of the server; several are read
+    /// as the whole log and matched here.
+    fn follow_direct(
+        &self,
+        filters: &[String],
+        from: u64,
+    ) -> impl Stream<Item = Result<LogEntry, StoreError>> + use<> {
+        let asked = if filters.len() == 1 {
+            filters[0].clone()
+        } else {
+            ">".to_owned()
+        };
+        let keep: Vec<String> = if filters.len() > 1 {
+            filters.to_vec()
+        } else {
+            Vec::new()
+        };
+        let direct = self.direct.clone();
+        let state = (
+            direct,
+            asked,
+            keep,
+            from.max(1),
+            std::collections::VecDeque::<LogEntry>::new(),
+        );
+        futures::stream::unfold(
+            state,
+            |(direct, asked, keep, mut next, mut buf)| async move {
+                loop {
+                    if let Some(e) = buf.pop_front() {
+                        return Some((Ok(e), (direct, asked, keep, next, buf)));
+                    }
+                    match direct.batch(next, &asked, crate::direct::MAX_BATCH).await {
+                        Err(e) => return Some((Err(e), (direct, asked, keep, next, buf))),
+                        Ok((got, _)) if got.is_empty() => tokio::time::sleep(POLL_IDLE).await,
+                        Ok((got, _)) => {
+                            for m in got {
+                                next = next.max(m.seq + 1);
+                                if !keep.is_empty()
+                                    && !keep.iter().any(|f| subject_matches(f, &m.subject))
+                                {
+                                    continue;
+                                }
+                                buf.push_back(LogEntry {
+                                    seq: m.seq,
+                                    pending: m.pending.unwrap_or(0),
+                                    stored_at_nanos: m.stored_at_nanos,
+                                    subject: m.subject,
+                                    payload: m.payload,
+                                });
+                            }
+                        }
+                    }
+                }
+            },
+        )
+    }
+
     /// Every entry matching `filter` from `from` up to the log's last sequence as of the call.
     pub async fn read_range(&self, filter: &str, from: u64) -> Result<Vec<LogEntry>, StoreError> {
         let last = self.last_sequence().await?;
@@ -198,5 +308,21 @@ impl LogReader {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::subject_matches;
+
+    #[test]
+    fn filters_match_as_nats_does() {
+        assert!(subject_matches(">", "a.b"));
+        assert!(subject_matches("a.*.c", "a.b.c"));
+        assert!(subject_matches("a.>", "a.b.c"));
+        assert!(!subject_matches("a.>", "a"));
+        assert!(!subject_matches("a.*", "a.b.c"));
+        assert!(!subject_matches("a.b", "a.c"));
+        assert!(subject_matches("a.b", "a.b"));
     }
 }

@@ -51,13 +51,7 @@ impl Projection for Tally {
 }
 
 fn context(store: &EventStore, batch: usize) -> RunnerContext {
-    RunnerContext {
-        js: store.jetstream().clone(),
-        reader: store.reader(),
-        stream: accord_store::EVENTS_STREAM.into(),
-        domain: domain(),
-        batch_size: batch,
-    }
+    RunnerContext::of(store, batch)
 }
 
 async fn write(store: &EventStore, aggregates: usize, per: usize) -> u64 {
@@ -163,7 +157,7 @@ async fn exercise(store: Arc<dyn ProjectionStore>) {
             .collect()
     };
     let cp = store
-        .apply_batch(&Tally, generation, &replay)
+        .apply_batch(&Tally, generation, &replay, 0)
         .await
         .unwrap();
     assert_eq!(cp, after);

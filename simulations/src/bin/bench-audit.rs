@@ -112,6 +112,7 @@ async fn start_log(
         },
         &[public],
         store.reader(),
+        (store.checker().clone(), store.foreign().clone()),
         None,
         rx.clone(),
     )

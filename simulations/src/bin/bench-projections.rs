@@ -136,13 +136,7 @@ async fn replay(
     batch: usize,
     n: u64,
 ) -> anyhow::Result<(f64, u32)> {
-    let ctx = RunnerContext {
-        js: store.jetstream().clone(),
-        reader: store.reader(),
-        stream: accord_store::EVENTS_STREAM.into(),
-        domain: domain(),
-        batch_size: batch,
-    };
+    let ctx = RunnerContext::of(store, batch);
     // a runner that is stopped at once: rebuild drives the replay itself
     let (_stop_tx, stop) = tokio::sync::watch::channel(true);
     let handle = runner::spawn(
@@ -283,13 +277,7 @@ async fn main() -> anyhow::Result<()> {
 
     // 3. lag under a steady load, in memory
     let ps: Arc<dyn ProjectionStore> = Arc::new(MemoryStore::new());
-    let ctx = RunnerContext {
-        js: store.jetstream().clone(),
-        reader: store.reader(),
-        stream: accord_store::EVENTS_STREAM.into(),
-        domain: domain(),
-        batch_size: args.batch,
-    };
+    let ctx = RunnerContext::of(&store, args.batch);
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let projection: Arc<dyn Projection> = Arc::new(accord_readmodels::Registry);
     let handle = runner::spawn(projection, ps, ctx, stop);

@@ -226,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
         &wdir.read_key()?,
         &DomainId::parse("dev")?,
         &watcher,
+        wdir.read_domain()?.key_ring()?,
     )
     .await?;
     let start: Value = d

@@ -231,19 +231,22 @@ fn requests_must_come_signed_by_the_server_for_this_issuer() {
 }
 
 #[test]
-fn an_agent_may_touch_only_its_own_consumer_and_feed() {
+fn an_agent_may_only_ask_for_and_read_its_own_feed() {
     let agent = AgentId::new_v7();
-    let (publish, subscribe) = permissions(&domain(), "ACCORD_EVENTS", &agent);
+    let (publish, subscribe) = permissions(&agent);
+    // no JetStream API at all: the ACA creates the consumer
+    assert_eq!(publish, vec![format!("accord.feed.{agent}.open")]);
     assert_eq!(
-        publish,
+        subscribe,
         vec![
-            format!(
-                "$JS.API.CONSUMER.CREATE.ACCORD_EVENTS.rev-{agent}.accord.evt.dev.agent.*.CredentialRevoked"
-            ),
-            format!("$JS.API.CONSUMER.DELETE.ACCORD_EVENTS.rev-{agent}"),
-            format!("$JS.API.CONSUMER.INFO.ACCORD_EVENTS.rev-{agent}"),
+            format!("accord.feed.{agent}.deliver"),
+            format!("accord.feed.{agent}.inbox.>"),
         ]
     );
-    assert_eq!(subscribe, vec![format!("accord.feed.{agent}.>")]);
-    assert!(publish.iter().all(|p| !p.contains('>')));
+    assert!(publish.iter().chain(&subscribe).all(|p| !p.contains('*')));
+    assert!(
+        publish
+            .iter()
+            .all(|p| !p.contains('>') && !p.starts_with('$'))
+    );
 }

@@ -107,6 +107,7 @@ impl ProjectionStore for MemoryStore {
         projection: &dyn Projection,
         generation: u32,
         events: &[StoredEvent],
+        through: u64,
     ) -> Result<u64, ProjectionError> {
         // The write lock is held for the batch: its changes and its checkpoint become visible
         // together, and queries never see half a batch.
@@ -120,7 +121,7 @@ impl ProjectionStore for MemoryStore {
             base: &g.rows,
             overlay: Overlay::default(),
         };
-        let last = apply_events(projection, &mut rows, checkpoint, events).await?;
+        let last = apply_events(projection, &mut rows, checkpoint, events, through).await?;
         let overlay = rows.overlay;
         for (k, change) in overlay.changes {
             match change {

@@ -243,6 +243,7 @@ impl ProjectionStore for PgStore {
         projection: &dyn Projection,
         generation: u32,
         events: &[StoredEvent],
+        through: u64,
     ) -> Result<u64, ProjectionError> {
         let name = projection.name();
         let g = generation as i32;
@@ -297,7 +298,7 @@ impl ProjectionStore for PgStore {
             fetched,
             overlay: Overlay::default(),
         };
-        let last = apply_events(projection, &mut rows, checkpoint as u64, events).await?;
+        let last = apply_events(projection, &mut rows, checkpoint as u64, events, through).await?;
         if last == checkpoint as u64 {
             // everything was applied before (a redelivery): nothing to write
             return Ok(last);

@@ -6,15 +6,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use accord_events::signing::parse_unverified;
 use accord_events::{DomainId, Timestamp};
 use async_nats::jetstream::{self, consumer};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 use super::{Projection, ProjectionError, ProjectionStore};
-use crate::StoredEvent;
 use crate::reader::LogReader;
+use crate::{EntryChecker, EventStore, ForeignLog, StoredEvent};
 
 /// Where a projection stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -33,7 +32,15 @@ pub struct Progress {
     pub error: Option<String>,
     /// Stream sequence up to which a rebuild has replayed, while one runs.
     pub rebuilding: Option<RebuildProgress>,
+    /// Entries of the log this projection skipped because they are not authentic events of
+    /// the domain (finding 1), since the process started.
+    pub foreign: u64,
+    /// The sequences of the latest of them.
+    pub foreign_seqs: Vec<u64>,
 }
+
+/// Most foreign sequences a projection's progress lists.
+const LISTED_FOREIGN: usize = 16;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RebuildProgress {
@@ -51,6 +58,42 @@ pub struct RunnerContext {
     pub domain: DomainId,
     /// Most events applied in one transaction.
     pub batch_size: usize,
+    /// What an entry must be to be applied; anything else is skipped and reported.
+    pub checker: EntryChecker,
+    pub foreign: ForeignLog,
+}
+
+impl RunnerContext {
+    /// The runner context of a domain's event store.
+    pub fn of(store: &EventStore, batch_size: usize) -> Self {
+        Self {
+            js: store.jetstream().clone(),
+            reader: store.reader(),
+            stream: store.config().stream.name.clone(),
+            domain: store.domain().clone(),
+            batch_size,
+            checker: store.checker().clone(),
+            foreign: store.foreign().clone(),
+        }
+    }
+
+    /// The event at a delivered entry, or `None` when it is foreign (then reported as met by
+    /// `reader`, once per sequence).
+    fn checked(
+        &self,
+        reader: &str,
+        seq: u64,
+        subject: &str,
+        payload: &[u8],
+    ) -> Result<StoredEvent, crate::EntryError> {
+        self.checker.check(seq, subject, payload).inspect_err(|e| {
+            self.foreign.report(reader, subject, e);
+        })
+    }
+}
+
+fn reader_name(projection: &dyn Projection) -> String {
+    format!("projection:{}", projection.name())
 }
 
 struct Inner {
@@ -287,29 +330,16 @@ async fn drop_older_consumers(
     }
 }
 
-/// Turns a delivered message into a stored event.
-fn stored(m: &jetstream::Message) -> Result<(StoredEvent, u64), ProjectionError> {
+/// Turns a delivered message into a stored event, or `None` when the entry is foreign.
+fn stored(
+    ctx: &RunnerContext,
+    reader: &str,
+    m: &jetstream::Message,
+) -> Result<(Option<StoredEvent>, u64, u64), ProjectionError> {
     let info = m.info().map_err(nats)?;
-    let seq = info.stream_sequence;
-    let pending = info.pending;
-    let corrupt = |d: String| ProjectionError::Apply {
-        projection: "log".into(),
-        seq,
-        detail: d,
-    };
-    let parsed = parse_unverified(&m.payload).map_err(|e| corrupt(e.to_string()))?;
-    let event = parsed
-        .envelope
-        .decode()
-        .map_err(|e| corrupt(e.to_string()))?;
-    Ok((
-        StoredEvent {
-            stream_seq: seq,
-            envelope: parsed.envelope,
-            event,
-        },
-        pending,
-    ))
+    let (seq, pending) = (info.stream_sequence, info.pending);
+    let event = ctx.checked(reader, seq, &m.subject, &m.payload).ok();
+    Ok((event, seq, pending))
 }
 
 async fn run_once(
@@ -353,6 +383,7 @@ async fn run_once(
         .map_err(nats)?;
     let mut applied = cp.seq;
     let mut next_delivery = 1;
+    let reader = reader_name(projection.as_ref());
     loop {
         let first = tokio::select! {
             m = messages.next() => m,
@@ -372,6 +403,8 @@ async fn run_once(
         }
         let mut events = Vec::with_capacity(batch.len());
         let mut pending = 0;
+        let mut through = 0;
+        let mut skipped = 0u64;
         for m in &batch {
             // every delivery of this consumer must reach this runner: a gap means another
             // client pulled from it (and our acknowledge-all would cover what we never saw)
@@ -383,12 +416,18 @@ async fn run_once(
                 )));
             }
             next_delivery = info.consumer_sequence + 1;
-            let (e, p) = stored(m)?;
+            let (e, seq, p) = stored(ctx, &reader, m)?;
             pending = p;
-            events.push(e);
+            through = seq;
+            match e {
+                Some(e) => events.push(e),
+                None => skipped += 1,
+            }
         }
+        // the checkpoint moves past foreign entries too: a restart does not meet them again,
+        // and "at least sequence N" is answered when N is one of them
         let new_cp = store
-            .apply_batch(projection.as_ref(), cp.generation, &events)
+            .apply_batch(projection.as_ref(), cp.generation, &events, through)
             .await?;
         // AckPolicy::All: the last acknowledges the batch
         if let Some(last) = batch.last() {
@@ -401,6 +440,12 @@ async fn run_once(
             p.applied = applied;
             p.pending = pending;
             p.error = None;
+            if skipped > 0 {
+                p.foreign += skipped;
+                p.foreign_seqs = ctx.foreign.seqs_of(&reader);
+                let n = p.foreign_seqs.len();
+                p.foreign_seqs.drain(..n.saturating_sub(LISTED_FOREIGN));
+            }
             if applied >= p.tail_at_start || pending == 0 {
                 p.ready = true;
             }
@@ -452,7 +497,8 @@ pub async fn rebuild(
             // read and decode on one task while the store applies on another: a replay is
             // bound by parsing, which then overlaps with applying
             let (tx, mut rx) =
-                tokio::sync::mpsc::channel::<Result<Vec<StoredEvent>, ProjectionError>>(4);
+                tokio::sync::mpsc::channel::<Result<(Vec<StoredEvent>, u64), ProjectionError>>(4);
+            let (rctx, reader) = (ctx.clone(), reader_name(projection.as_ref()));
             // bigger transactions than live batches: a replay pays per round trip, not latency
             let batch_size = ctx.batch_size.max(REBUILD_BATCH);
             let reader_task = tokio::spawn(async move {
@@ -482,23 +528,19 @@ pub async fn rebuild(
                         }
                     }
                     let done = batch.last().is_some_and(|e| e.seq >= target);
-                    let decoded: Result<Vec<StoredEvent>, ProjectionError> = batch
+                    let through = batch
+                        .iter()
+                        .map(|e| e.seq)
+                        .filter(|s| *s <= target)
+                        .max()
+                        .unwrap_or(0);
+                    let events: Vec<StoredEvent> = batch
                         .into_iter()
                         .filter(|e| e.seq <= target)
-                        .map(|e| {
-                            let parsed = parse_unverified(&e.payload)
-                                .map_err(|x| ProjectionError::apply("log", e.seq, x))?;
-                            let event = parsed
-                                .envelope
-                                .decode()
-                                .map_err(|x| ProjectionError::apply("log", e.seq, x))?;
-                            Ok(StoredEvent {
-                                stream_seq: e.seq,
-                                envelope: parsed.envelope,
-                                event,
-                            })
-                        })
+                        .filter_map(|e| rctx.checked(&reader, e.seq, &e.subject, &e.payload).ok())
                         .collect();
+                    let decoded: Result<(Vec<StoredEvent>, u64), ProjectionError> =
+                        Ok((events, through));
                     let failed = decoded.is_err();
                     if tx.send(decoded).await.is_err() || failed || done {
                         return;
@@ -511,12 +553,13 @@ pub async fn rebuild(
                 let Some(events) = rx.recv().await else {
                     return Err(nats("log ended during rebuild"));
                 };
-                let events = events?;
-                let Some(last) = events.last().map(|e| e.stream_seq) else {
+                let (events, through) = events?;
+                if through == 0 {
                     break;
-                };
+                }
+                let last = through;
                 store
-                    .apply_batch(projection.as_ref(), generation, &events)
+                    .apply_batch(projection.as_ref(), generation, &events, through)
                     .await?;
                 applied = last;
                 on_progress(applied, target);
