@@ -142,10 +142,43 @@ fn check(want: &StreamSettings, have: &stream::Config) -> Result<(), StoreError>
         })
     };
     let filter = domain_filter(&want.domain);
-    if !have.subjects.contains(&filter) {
+    // exactly the domain's subjects: another subject (with a transform into the domain's, or
+    // not) would let whoever publishes there write the log (security review 2026-12, 7)
+    if have.subjects != [filter.clone()] {
         return bad(format!(
-            "subjects {:?} do not include {filter}",
+            "subjects {:?} are not exactly [{filter}]",
             have.subjects
+        ));
+    }
+    // whatever else puts messages into a stream or changes them on the way in or out
+    if have.mirror.is_some() || have.sources.as_ref().is_some_and(|s| !s.is_empty()) {
+        return bad(
+            "the stream has a mirror or sources (messages not appended by the services)".into(),
+        );
+    }
+    if have.subject_transform.is_some() || have.republish.is_some() {
+        return bad("the stream transforms or republishes subjects".into());
+    }
+    if have.sealed {
+        return bad("the stream is sealed: nothing can be appended".into());
+    }
+    if have.allow_message_ttl
+        || have.subject_delete_marker_ttl.is_some()
+        || have.allow_message_schedules
+        || have.allow_message_counter
+    {
+        return bad("per-message TTLs, schedules or counters are allowed (events that expire or are written by the server)".into());
+    }
+    if have.discard != stream::DiscardPolicy::New || have.discard_new_per_subject {
+        return bad("the discard policy is not new".into());
+    }
+    if have.no_ack {
+        return bad("appends are not acknowledged".into());
+    }
+    if have.max_message_size != want.max_msg_size {
+        return bad(format!(
+            "largest message {} bytes, configured {}",
+            have.max_message_size, want.max_msg_size
         ));
     }
     if have.storage != stream::StorageType::File {

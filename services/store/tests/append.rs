@@ -207,21 +207,63 @@ async fn delete_purge_and_message_removal_are_refused() {
 
 #[tokio::test]
 async fn an_existing_stream_that_breaks_an_invariant_is_reported() {
-    let server = accord_testkit::NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client.clone());
+    use async_nats::jetstream::stream;
     let settings = accord_store::StreamSettings::new(domain());
-    let mut config = settings.config();
-    config.deny_purge = false;
-    js.create_stream(config).await.unwrap();
-    let err =
-        accord_store::EventStore::open(client, accord_store::StoreConfig::new(domain()), key())
-            .await
-            .unwrap_err();
-    assert!(
-        matches!(err, StoreError::StreamMisconfigured { .. }),
-        "{err:?}"
-    );
+    // every drift the review found an update could make (finding 7), and the older ones
+    type Drift = Box<dyn Fn(&mut stream::Config)>;
+    let drifts: Vec<(&str, Drift)> = vec![
+        ("purge allowed", Box::new(|c| c.deny_purge = false)),
+        (
+            "another subject",
+            Box::new(|c| c.subjects.push("_INBOX.poison.>".into())),
+        ),
+        (
+            "a source",
+            Box::new(|c| {
+                c.sources = Some(vec![stream::Source {
+                    name: "OTHER".into(),
+                    ..Default::default()
+                }])
+            }),
+        ),
+        (
+            "a transform",
+            Box::new(|c| {
+                c.subject_transform = Some(stream::SubjectTransform {
+                    source: "accord.evt.org-a.>".into(),
+                    destination: "accord.evt.org-a.>".into(),
+                })
+            }),
+        ),
+        ("sealed", Box::new(|c| c.sealed = true)),
+        ("message TTLs", Box::new(|c| c.allow_message_ttl = true)),
+        ("a limit", Box::new(|c| c.max_messages = 10)),
+        (
+            "discard old",
+            Box::new(|c| c.discard = stream::DiscardPolicy::Old),
+        ),
+        ("bigger messages", Box::new(|c| c.max_message_size *= 2)),
+    ];
+    for (what, drift) in drifts {
+        let server = accord_testkit::NatsServer::start();
+        let client = async_nats::connect(server.url()).await.unwrap();
+        let js = async_nats::jetstream::new(client.clone());
+        let mut config = settings.config();
+        drift(&mut config);
+        // what cannot be created so (a sealed stream) is made by an update, as an operator would
+        if js.create_stream(config.clone()).await.is_err() {
+            js.create_stream(settings.config()).await.unwrap();
+            js.update_stream(config).await.unwrap();
+        }
+        let err =
+            accord_store::EventStore::open(client, accord_store::StoreConfig::new(domain()), key())
+                .await
+                .unwrap_err();
+        assert!(
+            matches!(err, StoreError::StreamMisconfigured { .. }),
+            "{what}: {err:?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -252,7 +294,7 @@ async fn genesis_goes_first_and_only_once() {
     let other = accord_events::genesis::genesis_event(
         &domain(),
         &td,
-        &key(),
+        &other_key(),
         vec![],
         cfg,
         accord_events::Timestamp::now(),
@@ -320,7 +362,7 @@ async fn a_signature_mismatch_is_reported_with_the_sequence() {
         .await
         .unwrap();
     // an intruder with stream access but another key writes a well-formed event
-    let intruder = store_on(&server.url(), key()).await;
+    let intruder = store_on(&server.url(), other_key()).await;
     let v = intruder
         .load(AggregateKind::Agent, &id)
         .await
@@ -366,6 +408,38 @@ async fn a_signature_mismatch_is_reported_with_the_sequence() {
         moved.problem,
         EntryProblem::SubjectMismatch { .. }
     ));
+
+    // the domain's own store skips both (finding 1): the aggregate holds its one event, its
+    // version covers the forgery (compare-and-set counts every message), and it still takes
+    // commands; the copy makes the other aggregate no history at all
+    store.clear_cache();
+    let loaded = store.load(AggregateKind::Agent, &id).await.unwrap();
+    assert_eq!(loaded.events.len(), 1);
+    assert_eq!(
+        loaded.version,
+        Version {
+            stream_seq: 2,
+            count: 1
+        }
+    );
+    let next = store
+        .append(
+            AggregateKind::Agent,
+            &id,
+            loaded.version,
+            &meta(),
+            vec![suspended("genuine")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(next.events[0].envelope.aggregate.seq, 2);
+    let copied = store.load(AggregateKind::Agent, &other).await.unwrap();
+    assert!(copied.events.is_empty());
+    assert_eq!(copied.version.stream_seq, 3);
+    let seqs: Vec<u64> = store.foreign().entries().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![2, 3]);
+    assert_eq!(store.foreign().entries()[0].kind, "unpinned_key");
+    assert_eq!(store.foreign().entries()[1].kind, "subject_mismatch");
 }
 
 #[tokio::test]

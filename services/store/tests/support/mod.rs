@@ -19,7 +19,16 @@ pub fn domain() -> DomainId {
     DomainId::parse("org-a").unwrap()
 }
 
+/// The domain's event-signing key: one per test process, so that every store a test opens
+/// writes as the same domain (a store believes only events signed by its domain's keys).
 pub fn key() -> Arc<Ed25519Key> {
+    static KEY: std::sync::OnceLock<Arc<Ed25519Key>> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| Arc::new(Ed25519Key::generate().unwrap().0))
+        .clone()
+}
+
+/// A key that is not the domain's.
+pub fn other_key() -> Arc<Ed25519Key> {
     Arc::new(Ed25519Key::generate().unwrap().0)
 }
 
