@@ -145,18 +145,24 @@ impl DevPaths {
     }
 }
 
-/// Writes a file only its owner can read.
+/// Writes a file only its owner can read, whatever the mode of a file already there.
 pub fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
-        .truncate(true)
+        .truncate(false)
         .write(true)
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // the mode applies only when the file is created: an existing one is made private
+    // (fchmod) before it is emptied and holds the secret
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("making {} private", path.display()))?;
+    f.set_len(0)?;
     f.write_all(bytes)?;
     Ok(())
 }
@@ -604,6 +610,26 @@ fn stop_orphan(paths: &DevPaths) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_existing_secret_file_becomes_private_when_written() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("postgres.password");
+        std::fs::write(&p, b"old").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_secret(&p, b"new secret").unwrap();
+        let meta = std::fs::metadata(&p).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read(&p).unwrap(), b"new secret");
+        // and a new one is private from the start
+        let q = d.path().join("sub/admin.token");
+        write_secret(&q, b"t").unwrap();
+        assert_eq!(
+            std::fs::metadata(&q).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
 
     #[test]
     fn passwords_leave_the_url() {
