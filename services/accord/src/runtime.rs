@@ -11,7 +11,7 @@ use accord_events::catalogue::GenesisConfig;
 use accord_events::{Actor, DomainKey, Ed25519Key, Event, Timestamp};
 use accord_store::projection::ProjectionStore;
 use accord_store::projection::memory::MemoryStore;
-use accord_store::projection::postgres::PgStore;
+use accord_store::projection::postgres::{PgStore, PgTls};
 use accord_store::projection::runner::{self, ProjectionHandle, RunnerContext};
 use accord_store::{EventStore, StoreConfig, StoredEvent};
 use anyhow::{Context, bail};
@@ -166,7 +166,12 @@ impl Runtime {
                     let pw = String::from_utf8(pw.read().map_err(anyhow::Error::msg)?)?;
                     url = with_password(&url, pw.trim_end_matches(['\n', '\r']))?;
                 }
-                let s = PgStore::new(&url, pg.max_connections)?;
+                // plaintext, and so only to this machine, until the config names a CA
+                let s = PgStore::new(
+                    &url,
+                    pg.max_connections,
+                    &PgTls::dangerous_plaintext_local(),
+                )?;
                 s.migrate().await.context("PostgreSQL")?;
                 Some(Arc::new(s))
             }
