@@ -180,6 +180,8 @@ pub struct DevOptions {
     pub domain: DomainId,
     pub trust_domain: TrustDomain,
     pub database_url: Option<String>,
+    /// The PostgreSQL server's CA: TLS, verified. Without it, plaintext to a local host.
+    pub database_ca: Option<PathBuf>,
     pub nats_port: Option<u16>,
     pub http_port: Option<u16>,
     /// Keep the ACA's keys in a SoftHSM2 token (decided at the first start).
@@ -263,7 +265,12 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(DevPaths, DevState, FolderL
         init_callout(&paths)?;
     }
     write_nats_conf(&paths, &state)?;
-    write_config(&paths, &state, opts.database_url.as_deref())?;
+    write_config(
+        &paths,
+        &state,
+        opts.database_url.as_deref(),
+        opts.database_ca.as_deref(),
+    )?;
     Ok((paths, state, folder_lock))
 }
 
@@ -386,6 +393,7 @@ fn write_config(
     paths: &DevPaths,
     state: &DevState,
     database_url: Option<&str>,
+    database_ca: Option<&Path>,
 ) -> anyhow::Result<()> {
     let q = |p: PathBuf| format!("{:?}", p.display().to_string());
     let f = |p: PathBuf| format!("{:?}", format!("file:{}", p.display()));
@@ -431,6 +439,16 @@ fn write_config(
         // a password given on the command line goes to a file; the config only refers to it
         let (url, password) = split_password(url);
         toml.push_str(&format!("\n[postgres]\nurl = {url:?}\n"));
+        match database_ca {
+            Some(ca) => {
+                let ca = ca
+                    .canonicalize()
+                    .with_context(|| format!("--database-ca {}", ca.display()))?;
+                toml.push_str(&format!("ca = {}\n", q(ca)));
+            }
+            // no CA: plaintext, which the config allows only to this machine (ADR 0012)
+            None => toml.push_str("dangerous_plaintext_local = true\n"),
+        }
         if let Some(pw) = password {
             let path = paths.root.join("postgres.password");
             write_secret(&path, pw.as_bytes())?;
