@@ -1,7 +1,5 @@
 //! The ACA's commands: `accord csr check`, `accord revoke`, `accord agent provision|enroll|renew`.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -150,14 +148,8 @@ pub fn agent_command(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
                 .await?;
                 let token = out["enrollment_token"].as_str().unwrap_or("").to_owned();
                 if let Some(path) = &token_out {
-                    let mut f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .mode(0o600)
-                        .open(path)
+                    crate::dev::write_secret(path, token.as_bytes())
                         .with_context(|| format!("--token-out {}", path.display()))?;
-                    f.write_all(token.as_bytes())?;
                 }
                 if json {
                     let mut o = out.clone();
@@ -301,15 +293,7 @@ pub fn agent_command(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("{}", path.display()))?;
-    f.write_all(bytes)?;
-    Ok(())
+    crate::dev::write_secret(path, bytes)
 }
 
 fn lifecycle(

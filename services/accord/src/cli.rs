@@ -367,9 +367,13 @@ pub struct DevArgs {
     /// Folder holding the domain (created on first start; a second start resumes it).
     #[arg(long, default_value = "accord-data")]
     pub data_dir: PathBuf,
-    /// PostgreSQL for the projections (otherwise they live in memory).
+    /// PostgreSQL for the projections (otherwise they live in memory). Without
+    /// --database-ca, a host on this machine reached without TLS.
     #[arg(long)]
     pub database_url: Option<String>,
+    /// CA certificate (PEM) of the PostgreSQL server: TLS, verified (ADR 0012).
+    #[arg(long)]
+    pub database_ca: Option<PathBuf>,
     /// Domain id of a new domain.
     #[arg(long, default_value = "dev")]
     pub domain: String,

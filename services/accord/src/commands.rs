@@ -208,12 +208,13 @@ fn dev_command(args: DevArgs, env: Vec<(String, String)>) -> anyhow::Result<Exit
         trust_domain: TrustDomain::parse(&args.trust_domain)
             .map_err(|e| usage(format!("--trust-domain: {e}")))?,
         database_url: args.database_url.clone(),
+        database_ca: args.database_ca.clone(),
         nats_port: args.nats_port,
         http_port: args.http_port,
         hsm: args.hsm,
     };
     let (paths, state, _lock) = dev::prepare(&opts)?;
-    let cfg = config::load(&paths.config(), &env)?;
+    let cfg = config::load_for(&paths.config(), &env, config::Profile::Dev)?;
     tokio()?.block_on(async move {
         let tel = telemetry::init(&cfg.telemetry)?;
         let mut nats = DevNats::start(&bin, &paths, &state)?;

@@ -36,6 +36,46 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// A connection the config asks for would carry secrets or decisions in clear.
+    #[error("{path}: {what}")]
+    Insecure { path: PathBuf, what: Insecure },
+    /// `[postgres]` would connect without verified TLS to another host (ADR 0012).
+    #[error("{path}: {source}")]
+    Postgres {
+        path: PathBuf,
+        source: accord_store::projection::postgres::PgConnectError,
+    },
+    /// A secret file that other users may read (or change).
+    #[error(
+        "{path}: {key}: the secret file {} has mode {mode:04o}; make it readable by the service only (chmod 600, or 640 owned by root)", file.display()
+    )]
+    SecretFileExposed {
+        path: PathBuf,
+        key: String,
+        file: PathBuf,
+        mode: u32,
+    },
+}
+
+/// What [`ConfigError::Insecure`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Insecure {
+    #[error("policy.url must be https:// (policy.dangerous_plaintext_http = true allows http://)")]
+    PlaintextPdp,
+    #[error(
+        "[authority] needs HTTPS: set http.tls_cert and http.tls_key (enrollment and admin tokens cross it)"
+    )]
+    AuthorityWithoutTls,
+    #[error("authority.public_url must be https://")]
+    AuthorityPlaintextUrl,
+}
+
+/// What a config is loaded for: `accord serve` (every check) or `accord dev`, whose domain
+/// lives on this machine and may run the ACA without HTTPS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Serve,
+    Dev,
 }
 
 /// A reference to a secret: the config says where it is, never what it is.
@@ -200,9 +240,12 @@ pub enum PolicyEngine {
 pub struct PolicySection {
     #[serde(default)]
     pub engine: PolicyEngine,
-    /// Base URL of the remote PDP (engine = "opa" or "authzen").
+    /// Base URL of the remote PDP (engine = "opa" or "authzen"): `https://`.
     #[serde(default)]
     pub url: Option<String>,
+    /// Accept an `http://` url: anyone on the path can forge an allow (finding 17).
+    #[serde(default)]
+    pub dangerous_plaintext_http: bool,
     /// CA certificate of the remote PDP (PEM).
     #[serde(default)]
     pub ca: Option<PathBuf>,
@@ -236,6 +279,7 @@ impl Default for PolicySection {
         Self {
             engine: PolicyEngine::Embedded,
             url: None,
+            dangerous_plaintext_http: false,
             ca: None,
             bundle: default_bundle(),
             decision_log_sample: default_sample(),
@@ -290,10 +334,18 @@ fn default_dup_window() -> u64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresSection {
-    /// `postgres://user@host:port/db` (no password here: see `password`).
+    /// `postgres://user@host:port/db` (no password here: see `password`); `sslmode`
+    /// `verify-full` (the default), `require` (verified the same way) or `disable`.
     pub url: String,
     #[serde(default)]
     pub password: Option<SecretRef>,
+    /// CA certificate(s) that signed the server's certificate (PEM): TLS is verified against
+    /// them and the URL's host name (ADR 0012).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Connect without TLS: only to a loopback address or a Unix socket.
+    #[serde(default)]
+    pub dangerous_plaintext_local: bool,
     #[serde(default = "default_pg_connections")]
     pub max_connections: usize,
 }
@@ -459,8 +511,18 @@ fn env_value(raw: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
 }
 
-/// Reads `path`, applies `ACCORD_<SECTION>__<KEY>` overrides from `env`, and validates.
+/// Reads `path`, applies `ACCORD_<SECTION>__<KEY>` overrides from `env`, and validates for
+/// `accord serve`.
 pub fn load(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    load_for(path, env, Profile::Serve)
+}
+
+/// [`load`] for `profile`.
+pub fn load_for(
+    path: &Path,
+    env: &[(String, String)],
+    profile: Profile,
+) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -508,6 +570,8 @@ pub fn load(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError
         },
     )?;
     validate(&config).map_err(invalid)?;
+    checks::transport(&config, profile, path)?;
+    checks::secret_files(&config, path)?;
     Ok(config)
 }
 
@@ -628,6 +692,8 @@ fn validate(c: &Config) -> Result<(), String> {
     }
     Ok(())
 }
+
+mod checks;
 
 #[cfg(test)]
 #[path = "config/tests.rs"]

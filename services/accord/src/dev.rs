@@ -145,18 +145,24 @@ impl DevPaths {
     }
 }
 
-/// Writes a file only its owner can read.
+/// Writes a file only its owner can read, whatever the mode of a file already there.
 pub fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
-        .truncate(true)
+        .truncate(false)
         .write(true)
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // the mode applies only when the file is created: an existing one is made private
+    // (fchmod) before it is emptied and holds the secret
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("making {} private", path.display()))?;
+    f.set_len(0)?;
     f.write_all(bytes)?;
     Ok(())
 }
@@ -174,6 +180,8 @@ pub struct DevOptions {
     pub domain: DomainId,
     pub trust_domain: TrustDomain,
     pub database_url: Option<String>,
+    /// The PostgreSQL server's CA: TLS, verified. Without it, plaintext to a local host.
+    pub database_ca: Option<PathBuf>,
     pub nats_port: Option<u16>,
     pub http_port: Option<u16>,
     /// Keep the ACA's keys in a SoftHSM2 token (decided at the first start).
@@ -257,7 +265,12 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(DevPaths, DevState, FolderL
         init_callout(&paths)?;
     }
     write_nats_conf(&paths, &state)?;
-    write_config(&paths, &state, opts.database_url.as_deref())?;
+    write_config(
+        &paths,
+        &state,
+        opts.database_url.as_deref(),
+        opts.database_ca.as_deref(),
+    )?;
     Ok((paths, state, folder_lock))
 }
 
@@ -380,6 +393,7 @@ fn write_config(
     paths: &DevPaths,
     state: &DevState,
     database_url: Option<&str>,
+    database_ca: Option<&Path>,
 ) -> anyhow::Result<()> {
     let q = |p: PathBuf| format!("{:?}", p.display().to_string());
     let f = |p: PathBuf| format!("{:?}", format!("file:{}", p.display()));
@@ -425,6 +439,16 @@ fn write_config(
         // a password given on the command line goes to a file; the config only refers to it
         let (url, password) = split_password(url);
         toml.push_str(&format!("\n[postgres]\nurl = {url:?}\n"));
+        match database_ca {
+            Some(ca) => {
+                let ca = ca
+                    .canonicalize()
+                    .with_context(|| format!("--database-ca {}", ca.display()))?;
+                toml.push_str(&format!("ca = {}\n", q(ca)));
+            }
+            // no CA: plaintext, which the config allows only to this machine (ADR 0012)
+            None => toml.push_str("dangerous_plaintext_local = true\n"),
+        }
         if let Some(pw) = password {
             let path = paths.root.join("postgres.password");
             write_secret(&path, pw.as_bytes())?;
@@ -604,6 +628,26 @@ fn stop_orphan(paths: &DevPaths) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_existing_secret_file_becomes_private_when_written() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("postgres.password");
+        std::fs::write(&p, b"old").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_secret(&p, b"new secret").unwrap();
+        let meta = std::fs::metadata(&p).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read(&p).unwrap(), b"new secret");
+        // and a new one is private from the start
+        let q = d.path().join("sub/admin.token");
+        write_secret(&q, b"t").unwrap();
+        assert_eq!(
+            std::fs::metadata(&q).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
 
     #[test]
     fn passwords_leave_the_url() {

@@ -11,7 +11,7 @@ use accord_events::catalogue::GenesisConfig;
 use accord_events::{Actor, DomainKey, Ed25519Key, Event, Timestamp};
 use accord_store::projection::ProjectionStore;
 use accord_store::projection::memory::MemoryStore;
-use accord_store::projection::postgres::PgStore;
+use accord_store::projection::postgres::{PgStore, PgTls};
 use accord_store::projection::runner::{self, ProjectionHandle, RunnerContext};
 use accord_store::{EventStore, StoreConfig, StoredEvent};
 use anyhow::{Context, bail};
@@ -172,7 +172,18 @@ impl Runtime {
                     let pw = String::from_utf8(pw.read().map_err(anyhow::Error::msg)?)?;
                     url = with_password(&url, pw.trim_end_matches(['\n', '\r']))?;
                 }
-                let s = PgStore::new(&url, pg.max_connections)?;
+                let tls = match (&pg.ca, pg.dangerous_plaintext_local) {
+                    (_, true) => PgTls::dangerous_plaintext_local(),
+                    (Some(ca), false) => {
+                        let pem = std::fs::read(ca)
+                            .with_context(|| format!("postgres.ca {}", ca.display()))?;
+                        PgTls::verify_full(&pem)?
+                    }
+                    (None, false) => {
+                        return Err(accord_store::projection::postgres::PgConnectError::NoCa.into());
+                    }
+                };
+                let s = PgStore::new(&url, pg.max_connections, &tls)?;
                 s.migrate().await.context("PostgreSQL")?;
                 Some(Arc::new(s))
             }
@@ -394,7 +405,12 @@ async fn start_pdp(
                 None => None,
             };
             let url = p.url.clone().unwrap_or_default();
-            let remote = accord_policy::RemotePdp::with_ca(kind, &url, ca.as_deref())?;
+            let remote = if p.dangerous_plaintext_http && !url.starts_with("https://") {
+                tracing::warn!(%url, "remote PDP over plaintext http (policy.dangerous_plaintext_http)");
+                accord_policy::RemotePdp::dangerous_plaintext(kind, &url)?
+            } else {
+                accord_policy::RemotePdp::with_ca(kind, &url, ca.as_deref())?
+            };
             Ok(accord_policy::Pdp::remote(remote, Some(log)))
         }
     }

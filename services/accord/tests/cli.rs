@@ -82,6 +82,37 @@ fn a_bad_config_is_one_clear_line_and_exit_2() {
 }
 
 #[test]
+fn serve_refuses_a_secret_file_others_can_read() {
+    let t = config_dir();
+    let config = config(t.path(), "");
+    let nk = t.path().join("services.nk");
+    for f in ["event.pk8", "audit.pk8", "services.nk"] {
+        std::fs::set_permissions(t.path().join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    for mode in [0o644, 0o660] {
+        std::fs::set_permissions(&nk, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = accord()
+            .args(["serve", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        // a config error (exit 2) naming the file, before anything is connected
+        assert_eq!(out.status.code(), Some(2), "{mode:o}");
+        let line = one_line(&out.stderr);
+        assert!(line.contains(&nk.display().to_string()), "{line}");
+    }
+    // private again: the config passes, and serve goes on to NATS (nothing listens: exit 1)
+    std::fs::set_permissions(&nk, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = accord()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!one_line(&out.stderr).contains(&nk.display().to_string()));
+}
+
+#[test]
 fn a_missing_or_old_nats_server_is_one_clear_line() {
     let t = tempfile::tempdir().unwrap();
     let out = accord()

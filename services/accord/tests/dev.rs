@@ -140,3 +140,42 @@ async fn a_projection_killed_mid_batch_resumes_exactly_once_in_postgres() {
     let url = pg.create_database("accord");
     killed_mid_batch(&["--database-url", &url]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_keeps_its_projections_in_postgresql_over_verified_tls() {
+    // a server certificate for 127.0.0.1 and localhost, from a CA made for this test
+    let pki = accord::pki::generate("pg").unwrap();
+    let pg = PgServer::start_tls(&pki.server_cert, &pki.server_key);
+    let url = pg.create_database("accord");
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, other) = (tmp.path().join("pg-ca.pem"), tmp.path().join("other.pem"));
+    std::fs::write(&ca, &pki.ca_cert).unwrap();
+    std::fs::write(&other, accord::pki::generate("x").unwrap().ca_cert).unwrap();
+    // the server's certificate does not chain to this CA: the domain does not start
+    let out = accord()
+        .args(["dev", "--json", "--data-dir"])
+        .arg(tmp.path().join("refused"))
+        .args(["--database-url", &url, "--database-ca"])
+        .arg(&other)
+        .env("ACCORD_AUDIT__CHECKPOINTS", "false")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "no endpoints were printed");
+    // with the CA that signed it: ready, with its projections in PostgreSQL over TLS
+    let dir = tmp.path().join("domain");
+    let dev = Dev::start(
+        &dir,
+        &[
+            "--database-url",
+            &url,
+            "--database-ca",
+            ca.to_str().unwrap(),
+        ],
+        &[],
+    );
+    dev.wait_ready(Duration::from_secs(30)).await;
+    assert_eq!(dev.endpoints["projections"], "postgresql");
+    let config = std::fs::read_to_string(dir.join("accord.toml")).unwrap();
+    assert!(config.contains("ca = ") && !config.contains("dangerous_plaintext_local"));
+}

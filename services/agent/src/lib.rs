@@ -111,13 +111,19 @@ fn file_err(path: &Path, e: impl std::fmt::Display) -> AgentError {
     }
 }
 
-/// Writes `bytes` to `path`, readable by the owner only.
+/// Writes `bytes` to `path`, readable by the owner only: into a new temporary file (0600, made
+/// with O_EXCL), then renamed over `path`, so that neither an existing file's mode nor a
+/// stale or planted temporary file (its mode, or a symlink) carries over.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
     let tmp = path.with_extension("tmp");
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(file_err(&tmp, e)),
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| file_err(&tmp, e))?;
@@ -535,5 +541,34 @@ mod tests {
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn a_secret_is_private_whatever_was_at_its_paths_before() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("key.pem");
+        // an existing file readable by all
+        std::fs::write(&p, b"old").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&p, b"secret").unwrap();
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(std::fs::read(&p).unwrap(), b"secret");
+        // a stale temporary file readable by all (a crash between open and rename)
+        let tmp = p.with_extension("tmp");
+        std::fs::write(&tmp, b"stale").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private(&p, b"secret 2").unwrap();
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(std::fs::read(&p).unwrap(), b"secret 2");
+        // a temporary path planted as a symlink is not followed
+        let elsewhere = d.path().join("elsewhere");
+        std::fs::write(&elsewhere, b"").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &tmp).unwrap();
+        write_private(&p, b"secret 3").unwrap();
+        assert_eq!(std::fs::read(&elsewhere).unwrap(), b"");
+        assert_eq!(std::fs::read(&p).unwrap(), b"secret 3");
+        assert_eq!(mode(&p), 0o600);
     }
 }

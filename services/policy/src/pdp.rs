@@ -20,6 +20,12 @@ pub enum PdpError {
     NoBundle,
     #[error("the remote PDP is unavailable: {0}")]
     Unavailable(String),
+    /// The remote PDP answered something that is not a decision (not JSON, or too large).
+    #[error("the remote PDP's answer is malformed: {0}")]
+    Malformed(String),
+    /// The remote PDP's URL is not `https://` (plaintext needs the `dangerous_` constructor).
+    #[error("the remote PDP's URL {0:?} is not https")]
+    InsecureUrl(String),
 }
 
 /// Checks a policy name before it becomes part of a rule path.

@@ -295,7 +295,7 @@ async fn remote_opa_and_authzen_pdps_decide_the_same_way() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let opa = Pdp::remote(
-        RemotePdp::with_ca(RemoteKind::Opa, &url, None).unwrap(),
+        RemotePdp::dangerous_plaintext(RemoteKind::Opa, &url).unwrap(),
         None,
     );
     let reader = json!({"subject": {"id": "a", "roles": ["reader"]}, "action": "read", "resource": {"type": "agent"}});
@@ -313,7 +313,7 @@ async fn remote_opa_and_authzen_pdps_decide_the_same_way() {
     );
 
     let authzen = Pdp::remote(
-        RemotePdp::with_ca(RemoteKind::Authzen, &url, None).unwrap(),
+        RemotePdp::dangerous_plaintext(RemoteKind::Authzen, &url).unwrap(),
         None,
     );
     assert!(authzen.decide("rbac", &json!({"subject": {"id": "alice"}, "action": "read", "resource": {"type": "agent", "id": "x"}})).await.unwrap().is_allowed());
@@ -321,7 +321,7 @@ async fn remote_opa_and_authzen_pdps_decide_the_same_way() {
 
     // an unreachable PDP is an error the caller must treat as a deny
     let gone = Pdp::remote(
-        RemotePdp::with_ca(RemoteKind::Opa, "http://127.0.0.1:1", None).unwrap(),
+        RemotePdp::dangerous_plaintext(RemoteKind::Opa, "http://127.0.0.1:1").unwrap(),
         None,
     );
     assert!(gone.decide("rbac", &reader).await.is_err());

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use accord_events::{AggregateKind, Event};
 use accord_store::projection::memory::MemoryStore;
-use accord_store::projection::postgres::PgStore;
+use accord_store::projection::postgres::{PgStore, PgTls};
 use accord_store::projection::row::{object, seq_key, u64_of};
 use accord_store::projection::runner::{self, ProjectionHandle, RunnerContext};
 use accord_store::projection::{Projection, ProjectionError, ProjectionStore, Rows};
@@ -197,14 +197,49 @@ async fn memory_store_applies_exactly_once_and_rebuilds() {
 async fn postgres_store_applies_exactly_once_and_rebuilds() {
     let pg = PgServer::start();
     let url = pg.create_database("accord");
-    exercise(Arc::new(PgStore::new(&url, 4).unwrap())).await;
+    exercise(Arc::new(
+        PgStore::new(&url, 4, &PgTls::dangerous_plaintext_local()).unwrap(),
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_over_verified_tls_applies_exactly_once_and_rebuilds() {
+    let pki = test_pki(&["db.accord.test"]);
+    let pg = PgServer::start_tls(&pki.server_cert, &pki.server_key);
+    pg.create_database("accord");
+    let tls = PgTls::verify_full(pki.ca_pem.as_bytes()).unwrap();
+    // the certificate names db.accord.test; hostaddr says where that is
+    let url = |mode: &str| {
+        format!(
+            "postgres://postgres@db.accord.test:{}/accord?hostaddr=127.0.0.1&sslmode={mode}",
+            pg.port()
+        )
+    };
+    for mode in ["verify-full", "require"] {
+        let store = PgStore::new(&url(mode), 2, &tls).unwrap();
+        let c = store.connection().await.unwrap();
+        let row = c
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert!(row.get::<_, bool>(0), "sslmode={mode}: the server sees TLS");
+    }
+    exercise(Arc::new(
+        PgStore::new(&url("verify-full"), 4, &tls).unwrap(),
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_restarted_mid_stream_the_projection_recovers() {
     let mut pg = PgServer::start();
     let url = pg.create_database("accord");
-    let store: Arc<dyn ProjectionStore> = Arc::new(PgStore::new(&url, 4).unwrap());
+    let store: Arc<dyn ProjectionStore> =
+        Arc::new(PgStore::new(&url, 4, &PgTls::dangerous_plaintext_local()).unwrap());
     let (_server, events) = fresh().await;
     let first = write(&events, 4, 25).await;
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -307,13 +342,13 @@ async fn a_standby_instance_reports_the_leaders_position() {
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let a = runner::spawn(
         Arc::new(Tally),
-        Arc::new(PgStore::new(&url, 4).unwrap()),
+        Arc::new(PgStore::new(&url, 4, &PgTls::dangerous_plaintext_local()).unwrap()),
         context(&events, 10),
         stop.clone(),
     );
     let b = runner::spawn(
         Arc::new(Tally),
-        Arc::new(PgStore::new(&url, 4).unwrap()),
+        Arc::new(PgStore::new(&url, 4, &PgTls::dangerous_plaintext_local()).unwrap()),
         context(&events, 10),
         stop,
     );

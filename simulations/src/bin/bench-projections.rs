@@ -20,7 +20,7 @@ use accord_events::{
 };
 use accord_simulations::{Latency, Row, fmt_dur, fmt_rate, print_table, rate};
 use accord_store::projection::memory::MemoryStore;
-use accord_store::projection::postgres::PgStore;
+use accord_store::projection::postgres::{PgStore, PgTls};
 use accord_store::projection::runner::{self, RunnerContext};
 use accord_store::projection::{Projection, ProjectionStore};
 use accord_store::{EventStore, StoreConfig, Version};
@@ -252,7 +252,7 @@ async fn main() -> anyhow::Result<()> {
         ("1 event per agent".to_owned(), &one_store, one_n),
     ] {
         let url = pg.create_database(&format!("bench{}", events));
-        let pgs = Arc::new(PgStore::new(&url, 4)?);
+        let pgs = Arc::new(PgStore::new(&url, 4, &PgTls::dangerous_plaintext_local())?);
         pgs.migrate().await?;
         let (ours, generation) = replay(log, pgs.clone(), args.batch, events).await?;
         let dump = pgs.dump("registry", generation).await?;

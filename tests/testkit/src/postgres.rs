@@ -1,7 +1,7 @@
 //! A private PostgreSQL instance for tests: its own data directory and port, so a test can
 //! restart it or kill it without touching anything else on the machine.
 
-use std::os::unix::fs::chown;
+use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -48,11 +48,43 @@ pub struct PgServer {
     bin: PathBuf,
     as_postgres: bool,
     running: bool,
+    ssl: bool,
     _tmp: tempfile::TempDir,
 }
 
 impl PgServer {
     pub fn start() -> Self {
+        let mut s = Self::init();
+        s.launch();
+        s
+    }
+
+    /// A server with `ssl = on` and this certificate chain and key (PEM; the test makes them,
+    /// e.g. with rcgen), that accepts TCP connections over TLS only (`hostssl` in pg_hba.conf).
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Self {
+        let mut s = Self::init();
+        for (name, text, mode) in [
+            ("server.crt", cert_pem, 0o644),
+            ("server.key", key_pem, 0o600),
+        ] {
+            let p = s.data.join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            if s.as_postgres {
+                chown(&p, Some(uid_of("postgres")), None).unwrap();
+            }
+        }
+        std::fs::write(
+            s.data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+        )
+        .unwrap();
+        s.ssl = true;
+        s.launch();
+        s
+    }
+
+    fn init() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let as_postgres = is_root();
         if as_postgres {
@@ -62,12 +94,13 @@ impl PgServer {
         }
         let data = tmp.path().join("data");
         let bin = pg_bin_dir();
-        let mut s = Self {
+        let s = Self {
             port: free_port(),
             data,
             bin,
             as_postgres,
             running: false,
+            ssl: false,
             _tmp: tmp,
         };
         let out = s.run(
@@ -89,7 +122,6 @@ impl PgServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        s.launch();
         s
     }
 
@@ -108,11 +140,14 @@ impl PgServer {
     }
 
     fn launch(&mut self) {
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
             self.port,
             self.data.parent().unwrap().display()
         );
+        if self.ssl {
+            opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let log = self.data.parent().unwrap().join("pg.log");
         let out = self.run(
             "pg_ctl",

@@ -6,10 +6,19 @@ fn write(dir: &Path, text: &str) -> PathBuf {
     p
 }
 
+/// A secret file, private to its owner as `accord serve` wants it.
+fn secret(dir: &Path, name: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, b"x").unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 fn base(dir: &Path) -> String {
-    for f in ["event.pk8", "audit.pk8", "services.nk", "ca.pem"] {
-        std::fs::write(dir.join(f), b"x").unwrap();
+    for f in ["event.pk8", "audit.pk8", "services.nk"] {
+        secret(dir, f);
     }
+    std::fs::write(dir.join("ca.pem"), b"x").unwrap();
     format!(
         r#"version = 1
 [domain]
@@ -121,13 +130,14 @@ fn the_authority_section_is_checked() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     std::fs::write(d.join("agent-ca.pem"), b"x").unwrap();
-    std::fs::write(d.join("token.pk8"), b"x").unwrap();
+    secret(d, "token.pk8");
     let section = |extra: &str| {
         format!(
-            "{}[authority]\nca_key = \"pkcs11:token=accord;object=ca?pin-source=file:/run/pin\"\n\
+            "{}{}[authority]\nca_key = \"pkcs11:token=accord;object=ca?pin-source=file:/run/pin\"\n\
              ca_certificate = \"{}/agent-ca.pem\"\ntoken_key = \"file:{}/token.pk8\"\n\
              public_url = \"https://aca.org-a.example:8443\"\n{extra}",
             base(d),
+            https(d),
             d.display(),
             d.display()
         )
@@ -172,4 +182,219 @@ fn the_authority_section_is_checked() {
             .lifetime_secs,
         600
     );
+}
+
+/// An `[http]` section with TLS (the files need not be valid to load the config).
+fn https(d: &Path) -> String {
+    std::fs::write(d.join("http.pem"), b"x").unwrap();
+    secret(d, "http.key");
+    format!(
+        "[http]\ntls_cert = \"{d}/http.pem\"\ntls_key = \"file:{d}/http.key\"\n",
+        d = d.display()
+    )
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_plaintext_pdp_url_is_refused_unless_dangerous() {
+    let t = tempfile::tempdir().unwrap();
+    let b = base(t.path());
+    let policy = |url: &str, extra: &str| {
+        let text = format!("{b}[policy]\nengine = \"opa\"\nurl = \"{url}\"\n{extra}");
+        load(&write(t.path(), &text), &[])
+    };
+    for url in [
+        "http://opa.org-a.example:8181",
+        "HTTP://opa:8181",
+        "ftp://opa",
+    ] {
+        assert!(
+            matches!(
+                policy(url, ""),
+                Err(ConfigError::Insecure {
+                    what: Insecure::PlaintextPdp,
+                    ..
+                })
+            ),
+            "{url}"
+        );
+    }
+    assert!(policy("https://opa.org-a.example:8181", "").is_ok());
+    let dangerous = "dangerous_plaintext_http = true\n";
+    assert!(policy("http://127.0.0.1:8181", dangerous).is_ok());
+    assert!(matches!(
+        policy("ftp://opa", dangerous),
+        Err(ConfigError::Insecure { .. })
+    ));
+}
+
+#[test]
+fn postgres_without_verified_tls_is_refused_except_to_this_machine() {
+    use accord_store::projection::postgres::PgConnectError as E;
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let b = base(d);
+    let pki = crate::pki::generate("test").unwrap();
+    std::fs::write(d.join("pg-ca.pem"), &pki.ca_cert).unwrap();
+    std::fs::write(d.join("not-a-ca.pem"), b"x").unwrap();
+    let pg = |section: &str| load(&write(d, &format!("{b}[postgres]\n{section}")), &[]);
+    let ca = format!("ca = \"{}/pg-ca.pem\"\n", d.display());
+    let plain = "dangerous_plaintext_local = true\n";
+    let remote = "url = \"postgres://accord@db.org-a.example:5432/accord";
+    let local = "url = \"postgres://accord@127.0.0.1:5432/accord";
+    // verified TLS, sslmode absent, verify-full or require
+    for mode in ["", "?sslmode=verify-full", "?sslmode=require"] {
+        let c = pg(&format!("{remote}{mode}\"\n{ca}")).unwrap();
+        assert!(c.postgres.unwrap().ca.is_some());
+    }
+    // plaintext to this machine, when asked by name
+    for url in [
+        format!("{local}\""),
+        format!("{local}?sslmode=disable\""),
+        "url = \"postgres://accord@%2Frun%2Fpostgresql/accord\"".to_owned(),
+    ] {
+        assert!(pg(&format!("{url}\n{plain}")).is_ok(), "{url}");
+    }
+    let refused = |section: String| match pg(&section) {
+        Err(ConfigError::Postgres { source, .. }) => source,
+        other => panic!("{section}: {other:?}"),
+    };
+    assert!(matches!(refused(format!("{remote}\"\n")), E::NoCa));
+    assert!(matches!(
+        refused(format!("{remote}\"\n{plain}")),
+        E::PlaintextNotLocal(_)
+    ));
+    assert!(matches!(
+        refused(format!("{remote}?sslmode=disable\"\n{ca}")),
+        E::PlaintextNotChosen
+    ));
+    assert!(matches!(
+        refused(format!("{local}?sslmode=disable\"\n")),
+        E::PlaintextNotChosen
+    ));
+    for mode in ["prefer", "allow", "verify-ca"] {
+        assert!(matches!(
+            refused(format!("{remote}?sslmode={mode}\"\n{ca}")),
+            E::SslMode(_)
+        ));
+    }
+    assert!(matches!(
+        refused(format!("{local}?sslmode=require\"\n{plain}")),
+        E::NoCa
+    ));
+    assert!(matches!(
+        refused(format!(
+            "{remote}\"\nca = \"{}/not-a-ca.pem\"\n",
+            d.display()
+        )),
+        E::Ca(_)
+    ));
+    assert!(matches!(
+        pg(&format!("{local}\"\n{ca}{plain}")),
+        Err(ConfigError::Invalid { .. })
+    ));
+}
+
+#[test]
+fn secret_files_readable_by_others_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let b = base(d);
+    assert!(load(&write(d, &b), &[]).is_ok());
+    for (file, key) in [
+        ("services.nk", "nats.credentials"),
+        ("event.pk8", "keys.event_signing"),
+    ] {
+        for mode in [0o644, 0o604, 0o660, 0o620] {
+            set_mode(&d.join(file), mode);
+            match load(&write(d, &b), &[]) {
+                Err(ConfigError::SecretFileExposed {
+                    key: k,
+                    file: f,
+                    mode: m,
+                    ..
+                }) => {
+                    assert_eq!((k.as_str(), f, m), (key, d.join(file), mode));
+                }
+                other => panic!("{file} {mode:o}: {other:?}"),
+            }
+        }
+        set_mode(&d.join(file), 0o600);
+    }
+    // optional secrets and the PIN file of a pkcs11: reference are checked too
+    secret(d, "admin.token");
+    secret(d, "pin");
+    std::fs::write(d.join("agent-ca.pem"), b"x").unwrap();
+    let text = format!(
+        "{b}{}admin_token = \"file:{d}/admin.token\"\n[authority]\n\
+         ca_key = \"pkcs11:token=accord;object=ca?pin-source=file:{d}/pin\"\n\
+         ca_certificate = \"{d}/agent-ca.pem\"\ntoken_key = \"file:{d}/http.key\"\n\
+         public_url = \"https://aca.org-a.example\"\n",
+        https(d),
+        d = d.display()
+    );
+    assert!(load(&write(d, &text), &[]).is_ok());
+    for (file, key) in [
+        ("admin.token", "http.admin_token"),
+        ("pin", "authority.ca_key"),
+        ("http.key", "http.tls_key"),
+    ] {
+        set_mode(&d.join(file), 0o644);
+        assert!(
+            matches!(
+                load(&write(d, &text), &[]),
+                Err(ConfigError::SecretFileExposed { key: k, .. }) if k == key
+            ),
+            "{file}"
+        );
+        // the dev profile checks them just the same
+        assert!(matches!(
+            load_for(&write(d, &text), &[], Profile::Dev),
+            Err(ConfigError::SecretFileExposed { .. })
+        ));
+        set_mode(&d.join(file), 0o600);
+    }
+}
+
+#[test]
+fn the_authority_needs_https_outside_dev() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let b = base(d);
+    std::fs::write(d.join("agent-ca.pem"), b"x").unwrap();
+    secret(d, "token.pk8");
+    let authority = |public_url: &str| {
+        format!(
+            "[authority]\nca_key = \"file:{d}/token.pk8\"\nca_certificate = \"{d}/agent-ca.pem\"\n\
+             token_key = \"file:{d}/token.pk8\"\npublic_url = \"{public_url}\"\n",
+            d = d.display()
+        )
+    };
+    let https_url = authority("https://aca.org-a.example:8443");
+    let http_url = authority("http://aca.org-a.example:8443");
+    let tls = https(d);
+    for (text, refused) in [
+        (
+            format!("{b}{https_url}"),
+            Some(Insecure::AuthorityWithoutTls),
+        ),
+        (
+            format!("{b}{tls}{http_url}"),
+            Some(Insecure::AuthorityPlaintextUrl),
+        ),
+        (format!("{b}{tls}{https_url}"), None),
+    ] {
+        let p = write(d, &text);
+        match (load(&p, &[]), refused) {
+            (Ok(_), None) => {}
+            (Err(ConfigError::Insecure { what, .. }), Some(w)) => assert_eq!(what, w),
+            (other, _) => panic!("{text}: {other:?}"),
+        }
+        // accord dev's domain lives on this machine: the flag it sets lets it through
+        assert!(load_for(&p, &[], Profile::Dev).is_ok());
+    }
 }

@@ -176,6 +176,14 @@ impl Pkcs11Uri {
         &self.module
     }
 
+    /// The file the PIN is read from (`pin-source`), if it comes from one.
+    pub fn pin_file(&self) -> Option<&Path> {
+        match &self.pin {
+            PinSource::File(p) => Some(p),
+            PinSource::Value(_) => None,
+        }
+    }
+
     /// `pkcs11:token=…;object=…` (or `id=…`): which key, without module or PIN.
     pub(super) fn key_name(&self) -> String {
         let mut s = format!(

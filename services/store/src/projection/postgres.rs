@@ -3,9 +3,14 @@
 //! checkpoint row, so two writers can never apply the same events.
 //!
 //! Schema: `schemas/postgres/*.sql`, applied in order at start, once each.
+//!
+//! The connection is verified TLS, or plaintext to this machine only ([`tls`], ADR 0012).
+
+mod tls;
+
+pub use tls::{PgConnectError, PgTls, SslMode, check_url, is_local};
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -50,21 +55,22 @@ impl std::fmt::Debug for PgStore {
 }
 
 impl PgStore {
-    /// A store on `url` (`postgres://user@host:port/db`). Connects lazily; the schema is applied
+    /// A store on `url` (`postgres://user@host:port/db`), reached as `tls` says (its
+    /// `sslmode` is checked against it: [`check_url`]). Connects lazily; the schema is applied
     /// on first use.
-    pub fn new(url: &str, max_connections: usize) -> Result<Self, ProjectionError> {
-        let config = tokio_postgres::Config::from_str(url).map_err(storage)?;
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
+    pub fn new(url: &str, max_connections: usize, tls: &PgTls) -> Result<Self, PgConnectError> {
+        let config = check_url(url, tls.is_plaintext())?;
+        let mc = ManagerConfig {
+            recycling_method: RecyclingMethod::Verified,
+        };
+        let manager = match tls.connector() {
+            Some(connector) => Manager::from_config(config, connector, mc),
+            None => Manager::from_config(config, NoTls, mc),
+        };
         let pool = Pool::builder(manager)
             .max_size(max_connections.max(2))
             .build()
-            .map_err(storage)?;
+            .map_err(|e| PgConnectError::Pool(e.to_string()))?;
         Ok(Self {
             pool,
             migrated: OnceCell::new(),

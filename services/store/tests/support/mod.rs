@@ -174,3 +174,48 @@ impl Agent {
         Ok(())
     }
 }
+
+/// A test PKI made with rcgen for the test at hand (no committed keys): a CA, and a server
+/// certificate it signed for `names` (PEM).
+pub struct TestPki {
+    pub ca_pem: String,
+    pub server_cert: String,
+    pub server_key: String,
+}
+
+pub fn test_pki(names: &[&str]) -> TestPki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    // a name of its own: another test CA is another issuer, not a forgery of this one
+    ca.distinguished_name.push(
+        DnType::CommonName,
+        format!("accord test PostgreSQL CA {}", uuid::Uuid::new_v4()),
+    );
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.not_before = now - time::Duration::minutes(5);
+    ca.not_after = now + time::Duration::days(1);
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, &ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut server =
+        CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+    server
+        .distinguished_name
+        .push(DnType::CommonName, names.first().copied().unwrap_or("db"));
+    server.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    server.not_before = now - time::Duration::minutes(5);
+    server.not_after = now + time::Duration::days(1);
+    let cert = server.signed_by(&key, &issuer).unwrap();
+    TestPki {
+        ca_pem: ca_cert.pem(),
+        server_cert: cert.pem(),
+        server_key: key.serialize_pem(),
+    }
+}
