@@ -84,6 +84,12 @@ fn deploy_configs_are_current_and_accepted_by_nats_server() {
         if bless {
             std::fs::write(&path, &text).unwrap();
         }
+        // the monitoring endpoint lists connections, users and accounts: never on every
+        // interface (finding 14)
+        assert!(
+            !text.contains("http: \"0.0.0.0"),
+            "{name} monitors on 0.0.0.0"
+        );
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
         assert_eq!(
             on_disk, text,

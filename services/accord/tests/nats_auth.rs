@@ -164,6 +164,57 @@ async fn only_the_services_write_and_nobody_destroys_the_log() {
         assert!(violated(&services_errors, s), "{s}: {services_errors:?}");
     }
 
+    // the services no longer read everything in their account: not the callout's requests,
+    // which carry agents' tokens (finding 15)
+    for s in ["$SYS.REQ.USER.AUTH", ">"] {
+        let _ = services.subscribe(s.to_owned()).await;
+    }
+    services.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let subscribe_refused = |s: &str| {
+        services_errors.lock().unwrap().iter().any(|e| {
+            e.to_lowercase()
+                .contains("permissions violation for subscription")
+                && e.contains(s)
+        })
+    };
+    assert!(
+        subscribe_refused("$SYS.REQ.USER.AUTH"),
+        "{services_errors:?}"
+    );
+
+    // the system user the ACA holds looks up connections and kicks them, nothing else
+    // (finding 11)
+    let (system, system_errors) = connect_watching(&dir, "system").await;
+    let connz = system
+        .request("$SYS.REQ.SERVER.PING.CONNZ", "{}".into())
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&connz.payload).contains("connections"),
+        "CONNZ is allowed"
+    );
+    for s in [
+        "$SYS.REQ.SERVER.PING",
+        "$SYS.REQ.SERVER.PING.JSZ",
+        "$SYS.REQ.ACCOUNT.ACCORD.CONNZ",
+        "$SYS.REQ.SERVER.x.RELOAD",
+        "$SYS.REQ.SERVER.x.LDM",
+    ] {
+        let _ = system.publish(s.to_owned(), "{}".into()).await;
+    }
+    system.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for s in [
+        "$SYS.REQ.SERVER.PING\"",
+        "$SYS.REQ.SERVER.PING.JSZ",
+        "$SYS.REQ.ACCOUNT.ACCORD.CONNZ",
+        "$SYS.REQ.SERVER.x.RELOAD",
+        "$SYS.REQ.SERVER.x.LDM",
+    ] {
+        assert!(violated(&system_errors, s), "{s}: {system_errors:?}");
+    }
+
     // the log is as it was, and still has its invariants
     assert_eq!(last_seq(&dir).await, before);
     let info = js(&services)
