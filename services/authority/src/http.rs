@@ -168,6 +168,16 @@ pub fn problem(e: &IssueError) -> Problem {
             "nothing-to-revoke",
             "Nothing to revoke",
         ),
+        IssueError::Agent(AgentError::AlreadyRenewed(_)) => p(
+            StatusCode::FORBIDDEN,
+            "already-renewed",
+            "The credential was already renewed",
+        ),
+        IssueError::Agent(AgentError::RotatedOut(_)) => p(
+            StatusCode::FORBIDDEN,
+            "rotated-out",
+            "The credential was rotated out",
+        ),
         IssueError::Agent(
             AgentError::Revoked(_) | AgentError::Expired(_) | AgentError::UnknownCredential(_),
         ) => p(

@@ -680,14 +680,6 @@ impl Authority {
                     .ok_or_else(|| {
                         unauthorized("workload identity token names no credential".into())
                     })?;
-                let held = agent
-                    .check_renewable(&serial, Timestamp::now())
-                    .map_err(IssueError::Agent)?;
-                if held.wit_jti.as_deref() != w.claims.get("jti").and_then(Value::as_str) {
-                    return Err(unauthorized(
-                        "workload identity token is not the one issued with that credential".into(),
-                    ));
-                }
                 let jwk: accord_events::common::PublicJwk = w
                     .claims
                     .get("cnf")
@@ -729,6 +721,15 @@ impl Authority {
                 // refused it above)
                 if self.seen_proofs.get(jti).is_some() {
                     return Err(unauthorized("workload proof token replayed".into()));
+                }
+                // authenticated: now whether that credential may be renewed (once, while live)
+                let held = agent
+                    .check_renewable(&serial, Timestamp::now())
+                    .map_err(IssueError::Agent)?;
+                if held.wit_jti.as_deref() != w.claims.get("jti").and_then(Value::as_str) {
+                    return Err(unauthorized(
+                        "workload identity token is not the one issued with that credential".into(),
+                    ));
                 }
                 self.seen_proofs.insert(jti.to_owned(), exp);
                 Ok((
