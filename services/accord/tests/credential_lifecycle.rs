@@ -1,8 +1,8 @@
 //! Findings of the 2026-12 security review on the credential lifecycle, outside in against a
 //! running `accord dev` (a domain that asks proof of possession only; the evidence checks are
 //! in tests/evidence.rs): a credential renews once, so a copy of an agent's folder cannot fork
-//! it, nor outlive a key rotation (finding 4). Every refusal is a typed problem and appends
-//! nothing.
+//! it, nor outlive a key rotation (finding 4); an out-of-range lifetime is a 400 (finding
+//! 16). Every refusal is a typed problem and appends nothing.
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,8 +13,10 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use reqwest::RequestBuilder;
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::*;
+
+const PROBLEMS: &str = "https://accord.dev/problems/";
 
 fn output_text(o: &Output) -> String {
     format!(
@@ -28,6 +30,13 @@ struct Answer {
     status: u16,
     body: Value,
     raw: String,
+}
+
+impl Answer {
+    fn kind(&self) -> &str {
+        let t = self.body["type"].as_str();
+        t.and_then(|t| t.strip_prefix(PROBLEMS)).unwrap_or("?")
+    }
 }
 
 /// A running dev domain that asks proof of possession only.
@@ -75,6 +84,10 @@ impl Domain {
             .arg(&self.dev.dir)
             .current_dir(work);
         c
+    }
+
+    fn post(&self, path: &str) -> RequestBuilder {
+        self.http.post(format!("{}{path}", self.url))
     }
 
     async fn send(&self, r: RequestBuilder) -> Answer {
@@ -229,4 +242,59 @@ async fn a_copied_agent_folder_cannot_fork_its_credential() {
     // and the agent itself renews on
     let o = agent(&["renew", "--dir", "agent"]);
     assert!(o.status.success(), "{}", output_text(&o));
+}
+
+/// Finding 16: a requested lifetime beyond `i64` (it used to wrap negative through a cast and
+/// pass the Rust range check, reaching the policy as an absurd value) is a 400 problem from
+/// the request check, like any lifetime outside 60 s ..= the domain's; nothing is appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_range_lifetime_is_a_bad_request() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Domain::start(&tmp.path().join("domain"), &[]).await;
+    let a = d
+        .send(
+            d.post("/v1/agents")
+                .bearer_auth(&d.admin)
+                .json(&json!({"name": "lifetimes", "capabilities": ["travel.book"]})),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.raw);
+    let (id, token) = (
+        a.body["agent_id"].as_str().unwrap(),
+        a.body["enrollment_token"].as_str().unwrap(),
+    );
+    let key = accord_agent::generate_key(accord_agent::KeyType::P256).unwrap();
+    let csr = accord_agent::make_csr(&key).unwrap();
+    let before = d.last_seq().await;
+    for lifetime in [
+        json!(u64::MAX),
+        json!(1u64 << 63),
+        json!(i64::MAX),
+        json!(59),
+        json!(0),
+    ] {
+        let r = d
+            .send(
+                d.post(&format!("/v1/agents/{id}/credentials"))
+                    .bearer_auth(token)
+                    .json(&json!({"csr": csr, "lifetime_secs": lifetime})),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.kind()),
+            (400, "bad-request"),
+            "{lifetime}: {}",
+            r.raw
+        );
+    }
+    assert_eq!(d.last_seq().await, before, "a refusal appends nothing");
+    // the enrollment token is not spent by them
+    let r = d
+        .send(
+            d.post(&format!("/v1/agents/{id}/credentials"))
+                .bearer_auth(token)
+                .json(&json!({"csr": csr, "lifetime_secs": 600})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.raw);
 }

@@ -336,18 +336,7 @@ impl Authority {
                 "capability {extra:?} was not provisioned for this agent"
             )));
         }
-        let lifetime = match req.lifetime_secs {
-            Some(s) if s >= 60 && (s as i64) <= self.cfg.lifetime.whole_seconds() => {
-                Duration::seconds(s as i64)
-            }
-            Some(s) => {
-                return Err(IssueError::BadRequest(format!(
-                    "lifetime_secs {s} outside 60..={}",
-                    self.cfg.lifetime.whole_seconds()
-                )));
-            }
-            None => self.cfg.lifetime,
-        };
+        let lifetime = requested_lifetime(req.lifetime_secs, self.cfg.lifetime)?;
         // 3. the evidence: each part present is checked (a bad one refuses the request), the
         //    policy learns which passed and which are absent
         let trust = self.trust_cache.get();
@@ -458,7 +447,8 @@ impl Authority {
             attestation: checked.attestation.as_ref().map(|_| Attestation {
                 trust_vector: checked.trust_vector.clone(),
             }),
-            lifetime_secs: lifetime.whole_seconds() as u64,
+            // at least 60 s here (checked above, and capped by the owner binding's end)
+            lifetime_secs: lifetime.whole_seconds().unsigned_abs(),
             renewal: renewing.is_some(),
             subject: Some(Subject {
                 id: provisioned.spiffe_id.to_string(),
@@ -796,6 +786,23 @@ impl Authority {
     }
 }
 
+/// The credential lifetime a request asks for (the domain's when it asks none): whole seconds
+/// in 60 ..= `max`. Converted without a cast: a `u64` beyond `i64` is out of range, never a
+/// negative lifetime that passes the bound (review 2026-12, finding 16).
+pub(crate) fn requested_lifetime(
+    asked: Option<u64>,
+    max: Duration,
+) -> Result<Duration, IssueError> {
+    let Some(s) = asked else { return Ok(max) };
+    match i64::try_from(s) {
+        Ok(secs) if (60..=max.whole_seconds()).contains(&secs) => Ok(Duration::seconds(secs)),
+        _ => Err(IssueError::BadRequest(format!(
+            "lifetime_secs {s} outside 60..={}",
+            max.whole_seconds()
+        ))),
+    }
+}
+
 /// The serials a command's `CredentialRevoked` took (none when it revoked nothing).
 pub(crate) fn revoked_serials(out: &accord_store::cqrs::Executed) -> Vec<CredentialSerial> {
     out.events
@@ -843,3 +850,7 @@ fn sign_wit(
     )
     .map_err(|e| IssueError::Signing(e.to_string()))
 }
+
+#[cfg(test)]
+#[path = "issue/tests.rs"]
+mod tests;
