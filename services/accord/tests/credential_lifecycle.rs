@@ -1,8 +1,9 @@
 //! Findings of the 2026-12 security review on the credential lifecycle, outside in against a
 //! running `accord dev` (a domain that asks proof of possession only; the evidence checks are
 //! in tests/evidence.rs): a credential renews once, so a copy of an agent's folder cannot fork
-//! it, nor outlive a key rotation (finding 4); an out-of-range lifetime is a 400 (finding
-//! 16). Every refusal is a typed problem and appends nothing.
+//! it, nor outlive a key rotation (finding 4); a nonce needs more than a public workload
+//! identity token, and an agent holds only a few at once (finding 12); an out-of-range
+//! lifetime is a 400 (finding 16). Every refusal is a typed problem and appends nothing.
 
 #![allow(clippy::unwrap_used)]
 
@@ -28,6 +29,7 @@ fn output_text(o: &Output) -> String {
 
 struct Answer {
     status: u16,
+    headers: reqwest::header::HeaderMap,
     body: Value,
     raw: String,
 }
@@ -36,6 +38,17 @@ impl Answer {
     fn kind(&self) -> &str {
         let t = self.body["type"].as_str();
         t.and_then(|t| t.strip_prefix(PROBLEMS)).unwrap_or("?")
+    }
+
+    /// A problem document (RFC 9457) of this status and type.
+    #[track_caller]
+    fn refused(&self, status: u16, kind: &str) {
+        assert_eq!((self.status, self.kind()), (status, kind), "{}", self.raw);
+        assert_eq!(
+            self.headers["content-type"], "application/problem+json",
+            "{}",
+            self.raw
+        );
     }
 }
 
@@ -92,10 +105,15 @@ impl Domain {
 
     async fn send(&self, r: RequestBuilder) -> Answer {
         let r = r.send().await.unwrap();
-        let status = r.status().as_u16();
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
         let raw = r.text().await.unwrap();
         let body = serde_json::from_str(&raw).unwrap_or(Value::Null);
-        Answer { status, body, raw }
+        Answer {
+            status,
+            headers,
+            body,
+            raw,
+        }
     }
 
     async fn last_seq(&self) -> u64 {
@@ -297,4 +315,127 @@ async fn an_out_of_range_lifetime_is_a_bad_request() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.raw);
+}
+
+/// A workload proof token for `aud`, by `key` (PKCS#8), bound to `wit`.
+fn proof(key: &[u8], wit: &str, aud: &str) -> String {
+    use accord_authority::jws;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let signer = accord_authority::signer::SoftwareKey::from_pkcs8(key, "agent").unwrap();
+    jws::sign(
+        &signer,
+        jws::TYP_WPT,
+        &json!({"aud": aud, "iat": now, "exp": now + 60, "jti": jws::random_jti(),
+                "wth": jws::hash_b64(wit.as_bytes())}),
+    )
+    .unwrap()
+}
+
+/// Finding 12: a nonce is not handed to anyone holding a workload identity token (it is
+/// public, and works on after its credential is revoked): the caller brings the enrollment
+/// token of an agent not yet enrolled, or the WIT of a live credential with a fresh proof by
+/// its key for the nonce's URL (single use). An agent holds at most four unspent, unexpired
+/// nonces; the fifth request is a 429 problem with `Retry-After`. Nonces are not events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_needs_more_than_a_public_token_and_an_agent_holds_four() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Domain::start(&tmp.path().join("domain"), &[]).await;
+    let provision = async |name: &str| {
+        let a = d
+            .send(
+                d.post("/v1/agents")
+                    .bearer_auth(&d.admin)
+                    .json(&json!({"name": name, "capabilities": ["travel.book"]})),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.raw);
+        (
+            a.body["agent_id"].as_str().unwrap().to_owned(),
+            a.body["enrollment_token"].as_str().unwrap().to_owned(),
+        )
+    };
+    // an enrolled agent: its key and WIT
+    let (a, a_token) = provision("enrolled").await;
+    let key = accord_agent::generate_key(accord_agent::KeyType::P256).unwrap();
+    let csr = accord_agent::make_csr(&key).unwrap();
+    let r = d
+        .send(
+            d.post(&format!("/v1/agents/{a}/credentials"))
+                .bearer_auth(&a_token)
+                .json(&json!({ "csr": csr })),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+    let wit = r.body["wit"].as_str().unwrap().to_owned();
+    let path = format!("/v1/agents/{a}/attestation-nonce");
+    let url = format!("{}{path}", d.url);
+    let before = d.last_seq().await;
+
+    // the WIT alone, as a bearer token or as a header: 401
+    d.send(d.post(&path).bearer_auth(&wit))
+        .await
+        .refused(401, "unauthorized");
+    d.send(d.post(&path).header("workload-identity-token", &wit))
+        .await
+        .refused(401, "unauthorized");
+    // with a proof for another URL (the credentials URL: a renewal's), or by another key: 401
+    let credentials_url = format!("{}/v1/agents/{a}/credentials", d.url);
+    let other_key = accord_agent::generate_key(accord_agent::KeyType::P256).unwrap();
+    for wpt in [
+        proof(&key, &wit, &credentials_url),
+        proof(&other_key, &wit, &url),
+    ] {
+        d.send(
+            d.post(&path)
+                .header("workload-identity-token", &wit)
+                .header("workload-proof-token", wpt),
+        )
+        .await
+        .refused(401, "unauthorized");
+    }
+    // with a fresh proof for this URL: a nonce; the same proof again: 401
+    let wpt = proof(&key, &wit, &url);
+    let with_proof = || {
+        d.post(&path)
+            .header("workload-identity-token", &wit)
+            .header("workload-proof-token", &wpt)
+    };
+    let r = d.send(with_proof()).await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+    assert_eq!(r.body["nonce"].as_str().unwrap().len(), 43, "{}", r.raw);
+    d.send(with_proof()).await.refused(401, "unauthorized");
+    // the enrollment token, once the agent enrolled, is spent for nonces too
+    d.send(d.post(&path).bearer_auth(&a_token))
+        .await
+        .refused(409, "already-enrolled");
+
+    // an agent not yet enrolled: four outstanding nonces, then 429 until one is spent or expires
+    let (b, b_token) = provision("enrolling").await;
+    let b_path = format!("/v1/agents/{b}/attestation-nonce");
+    for n in 0..4 {
+        let r = d.send(d.post(&b_path).bearer_auth(&b_token)).await;
+        assert_eq!(r.status, 201, "nonce {n}: {}", r.raw);
+    }
+    let r = d.send(d.post(&b_path).bearer_auth(&b_token)).await;
+    r.refused(429, "too-many-nonces");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=301).contains(&retry), "{retry}");
+    // another agent's allowance is its own
+    let (c, c_token) = provision("another").await;
+    let r = d
+        .send(
+            d.post(&format!("/v1/agents/{c}/attestation-nonce"))
+                .bearer_auth(&c_token),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+    // another agent's enrollment token does not serve
+    d.send(d.post(&b_path).bearer_auth(&c_token))
+        .await
+        .refused(401, "unauthorized");
+    assert_eq!(
+        d.last_seq().await,
+        before + 2,
+        "nothing but the two provisionings appended"
+    );
 }

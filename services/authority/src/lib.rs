@@ -12,6 +12,7 @@ pub mod csr;
 pub mod der;
 pub mod evidence;
 pub mod feed;
+pub mod grant;
 pub mod http;
 pub mod issue;
 mod json;
