@@ -11,7 +11,8 @@
 //! eat-claims.json         other claims the environment asserts ({"dbgstat": "disabled", "ueid": ...})
 //! aibom.cdx.json          the CycloneDX 1.6 AI bill of materials
 //! endorsement.jwt         the provider's endorsement of this agent's key
-//! owner-id-token.jwt      an ID token of the owner, or
+//! owner-id-token.jwt      an ID token of the owner, carrying an owner nonce of the ACA for
+//!                         this agent ([`Client::owner_nonce`], `accord agent owner-nonce`), or
 //! role-grant.jwt          a role grant of the domain
 //! ```
 
@@ -128,6 +129,16 @@ impl Client {
         auth: NonceAuth<'_>,
     ) -> Result<NonceResponse, AgentError> {
         self.nonce(agent, "attestation-nonce", auth).await
+    }
+
+    /// A single-use owner nonce: the `nonce` the owner's identity provider puts in the ID token
+    /// that binds the agent to its owner (an OIDC authentication request with `nonce=<it>`).
+    pub async fn owner_nonce(
+        &self,
+        agent: &AgentId,
+        auth: NonceAuth<'_>,
+    ) -> Result<NonceResponse, AgentError> {
+        self.nonce(agent, "owner-nonce", auth).await
     }
 
     async fn nonce(

@@ -314,6 +314,22 @@ pub async fn check(
     match binding {
         Some(b) => {
             let b = b.map_err(|e| EvidenceError::new(CheckKind::OwnerBinding, e.kind(), &e))?;
+            // an ID token binds the agent its owner nonce was issued to, once: spent only once
+            // everything about the evidence held
+            if let Some(n) = &b.nonce {
+                nonces
+                    .consume(n, s.agent_id, Purpose::Owner)
+                    .await
+                    .map_err(|e| {
+                        let mut x = EvidenceError::new(
+                            CheckKind::OwnerBinding,
+                            e.kind_for(Purpose::Owner),
+                            &e,
+                        );
+                        x.unavailable = matches!(e, NonceError::Unavailable(_));
+                        x
+                    })?;
+            }
             out.passed(
                 CheckKind::OwnerBinding,
                 "owner_binding",

@@ -6,6 +6,7 @@
 //! | `POST /v1/agents` | admin token | provision an agent: its id and one-time enrollment token |
 //! | `POST /v1/agents/{id}/credentials` | enrollment token, or WIT + WPT | a credential for the CSR's key |
 //! | `POST /v1/agents/{id}/attestation-nonce` | enrollment token (until enrolled), or WIT + WPT | a single-use `eat_nonce` (at most 4 outstanding per agent) |
+//! | `POST /v1/agents/{id}/owner-nonce` | the same | a single-use `nonce` for the owner's ID token (the same bound) |
 //! | `POST /v1/agents/{id}/role-grants` | admin token | a role grant (owner binding) for the agent |
 //! | `POST /v1/agents/{id}/lifecycle` | admin token | compromise, decommissioning, owner unbound: every live credential revoked |
 //! | `GET /v1/trust`, `POST /v1/trust` | admin token | the trust material in force; one change of it |
@@ -66,6 +67,7 @@ pub fn router(state: ApiState) -> Router {
             )),
         )
         .route("/v1/agents/{id}/attestation-nonce", post(nonce))
+        .route("/v1/agents/{id}/owner-nonce", post(owner_nonce))
         .route("/v1/agents/{id}/role-grants", post(role_grant))
         .route("/v1/agents/{id}/lifecycle", post(lifecycle))
         .route(
@@ -303,6 +305,14 @@ async fn nonce(
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     nonce_of(s, id, headers, Purpose::Attestation).await
+}
+
+async fn owner_nonce(
+    State(s): St,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    nonce_of(s, id, headers, Purpose::Owner).await
 }
 
 async fn nonce_of(

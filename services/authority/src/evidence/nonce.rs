@@ -1,5 +1,8 @@
-//! Attestation nonces (RFC 9711 `eat_nonce`, RFC 9334 §10 freshness): the ACA hands one out,
-//! the agent's environment signs it into its evidence, and the ACA accepts it once. They live
+//! Nonces: the ACA hands one out, it comes back signed into a piece of evidence, and the ACA
+//! accepts it once. Two purposes, each serving no other: attestation (RFC 9711 `eat_nonce`,
+//! RFC 9334 §10 freshness: the agent's environment signs it into its EAT) and the owner
+//! binding (the OIDC `nonce` the owner's identity provider puts in the ID token, so that the
+//! token binds this agent, once: review 2026-12, finding 8). They live
 //! in a JetStream key-value bucket (file storage), so an ACA restart, or a second ACA replica,
 //! never accepts a nonce again; the bucket's `max_age` removes spent and unused ones.
 //!
@@ -38,12 +41,15 @@ pub enum Purpose {
     /// these).
     #[default]
     Attestation,
+    /// The `nonce` of an owner's OIDC ID token.
+    Owner,
 }
 
 impl Purpose {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Attestation => "attestation",
+            Self::Owner => "owner",
         }
     }
 
@@ -51,6 +57,7 @@ impl Purpose {
     pub fn path(self) -> &'static str {
         match self {
             Self::Attestation => "attestation-nonce",
+            Self::Owner => "owner-nonce",
         }
     }
 }
@@ -72,14 +79,25 @@ pub enum NonceError {
 }
 
 impl NonceError {
+    /// The problem type of an attestation nonce's refusal.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Unknown => "eat-nonce-unknown",
-            Self::Replayed => "eat-nonce-replayed",
-            Self::OtherAgent => "eat-nonce-other-agent",
-            Self::Expired => "eat-nonce-expired",
-            Self::TooMany { .. } => "too-many-nonces",
-            Self::Unavailable(_) => "unavailable",
+        self.kind_for(Purpose::Attestation)
+    }
+
+    /// The problem type of a refusal of a nonce of `purpose`.
+    pub fn kind_for(&self, purpose: Purpose) -> &'static str {
+        use Purpose::{Attestation as A, Owner as O};
+        match (purpose, self) {
+            (A, Self::Unknown) => "eat-nonce-unknown",
+            (A, Self::Replayed) => "eat-nonce-replayed",
+            (A, Self::OtherAgent) => "eat-nonce-other-agent",
+            (A, Self::Expired) => "eat-nonce-expired",
+            (O, Self::Unknown) => "owner-nonce-unknown",
+            (O, Self::Replayed) => "owner-nonce-replayed",
+            (O, Self::OtherAgent) => "owner-nonce-other-agent",
+            (O, Self::Expired) => "owner-nonce-expired",
+            (_, Self::TooMany { .. }) => "too-many-nonces",
+            (_, Self::Unavailable(_)) => "unavailable",
         }
     }
 }
@@ -131,7 +149,8 @@ impl Nonces {
             Err(_) => js
                 .create_key_value(kv::Config {
                     bucket: BUCKET.into(),
-                    description: "nonces of the ACA (attestation; single use)".into(),
+                    description: "nonces of the ACA (attestation, owner binding; single use)"
+                        .into(),
                     history: 1,
                     max_age: ttl * 2,
                     storage: jetstream::stream::StorageType::File,
