@@ -15,6 +15,8 @@ use crate::cli::{AcaArgs, AgentCommand, CsrCommand, RevokeArgs, TrustCommand};
 use crate::commands::{HttpTarget, http_target, read_text, tokio, usage};
 use crate::dev::DevPaths;
 
+mod owner;
+
 /// `accord csr check FILE`: exactly the checks of enrollment; exit 0 only for an acceptable
 /// request, 1 for a refused one.
 pub fn csr_command(cmd: CsrCommand) -> anyhow::Result<ExitCode> {
@@ -286,7 +288,7 @@ pub fn agent_command(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
             dir,
             json,
             aca,
-        } => owner_nonce(agent_id, enrollment_token_file, dir, json, &aca),
+        } => owner::owner_nonce(agent_id, enrollment_token_file, dir, json, &aca),
         AgentCommand::Renew { dir, new_key, aca } => {
             let d = AgentDir::new(&dir);
             let state = d.read_state()?;
@@ -305,68 +307,6 @@ pub fn agent_command(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
             })
         }
     }
-}
-
-/// `accord agent owner-nonce`: asks with the enrollment token, or with the credential of an
-/// agent folder (a proof by its key); prints the nonce.
-fn owner_nonce(
-    agent_id: Option<String>,
-    token_file: Option<PathBuf>,
-    dir: Option<PathBuf>,
-    json: bool,
-    aca: &AcaArgs,
-) -> anyhow::Result<ExitCode> {
-    let folder = dir.as_ref().map(|d| AgentDir::new(d));
-    let (agent, client, token, key, wit) = match (&folder, agent_id, token_file) {
-        (Some(d), _, _) => {
-            let state = d.read_state()?;
-            let client = aca_client(aca, Some(&state.url))?;
-            (
-                state.agent_id,
-                client,
-                String::new(),
-                d.read_key()?,
-                d.read_wit()?,
-            )
-        }
-        (None, Some(id), Some(f)) => {
-            let agent = AgentId::parse(&id).map_err(|e| usage(format!("--agent-id: {e}")))?;
-            (
-                agent,
-                aca_client(aca, None)?,
-                read_text(&f)?,
-                Vec::new(),
-                String::new(),
-            )
-        }
-        _ => {
-            return Err(usage(
-                "give --dir, or --agent-id with --enrollment-token-file",
-            ));
-        }
-    };
-    let auth = match folder {
-        Some(_) => accord_agent::evidence::NonceAuth::Credential {
-            key: &key,
-            wit: &wit,
-        },
-        None => accord_agent::evidence::NonceAuth::Enrollment(&token),
-    };
-    tokio()?.block_on(async {
-        let n = client.owner_nonce(&agent, auth).await?;
-        if json {
-            println!("{}", serde_json::to_string(&n)?);
-        } else {
-            println!("{}", n.nonce);
-            eprintln!(
-                "owner nonce for agent {agent}, single use, until {} (Unix time): the owner's \
-                 identity provider puts it in the ID token (OIDC authentication request \
-                 nonce=<it>); the token goes into the evidence folder as owner-id-token.jwt",
-                n.expires_at
-            );
-        }
-        Ok(ExitCode::SUCCESS)
-    })
 }
 
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {

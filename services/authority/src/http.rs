@@ -171,6 +171,8 @@ async fn credentials(
 /// What the caller presents: `Authorization: Bearer <enrollment token>`, or the
 /// `Workload-Identity-Token` and `Workload-Proof-Token` headers (a WIT never goes alone: it is
 /// public). Anything else is a 401 problem.
+// the refusal is the response itself (with its WWW-Authenticate header), built once per
+// refused request: its size does not matter
 #[allow(clippy::result_large_err)]
 fn presented(headers: &HeaderMap, title: &'static str) -> Result<Presented, Response> {
     let header_str = |name: &str| {
