@@ -13,6 +13,8 @@ use crate::cli::{AcaArgs, AgentCommand, CsrCommand, RevokeArgs, TrustCommand};
 use crate::commands::{HttpTarget, http_target, read_text, tokio, usage};
 use crate::dev::DevPaths;
 
+mod owner;
+
 /// `accord csr check FILE`: exactly the checks of enrollment; exit 0 only for an acceptable
 /// request, 1 for a refused one.
 pub fn csr_command(cmd: CsrCommand) -> anyhow::Result<ExitCode> {
@@ -272,6 +274,13 @@ pub fn agent_command(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
             })
         }
         AgentCommand::WatchRevocations(args) => crate::watch::watch_revocations(args),
+        AgentCommand::OwnerNonce {
+            agent_id,
+            enrollment_token_file,
+            dir,
+            json,
+            aca,
+        } => owner::owner_nonce(agent_id, enrollment_token_file, dir, json, &aca),
         AgentCommand::Renew { dir, new_key, aca } => {
             let d = AgentDir::new(&dir);
             let state = d.read_state()?;

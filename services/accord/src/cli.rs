@@ -273,6 +273,23 @@ pub enum AgentCommand {
         #[command(flatten)]
         http: HttpArgs,
     },
+    /// A single-use owner nonce, printed: the owner's identity provider must put it in the ID
+    /// token (`nonce`) that goes into the evidence folder as owner-id-token.jwt. Asked with the
+    /// enrollment token (before enrollment) or with the credential in --dir.
+    OwnerNonce {
+        #[arg(long, required_unless_present = "dir")]
+        agent_id: Option<String>,
+        /// File holding the enrollment token.
+        #[arg(long, requires = "agent_id", conflicts_with = "dir")]
+        enrollment_token_file: Option<PathBuf>,
+        /// An enrolled agent's folder (its key and identity token prove the request).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        aca: AcaArgs,
+    },
     /// Renew the credential in --dir, proved by the current one.
     Renew {
         #[arg(long)]

@@ -211,27 +211,44 @@ impl World {
         }
     }
 
+    /// A fresh attestation nonce for `a`.
     async fn nonce(&self, a: &Agent) -> String {
+        self.nonce_at(a, "attestation-nonce").await
+    }
+
+    /// A fresh owner nonce for `a` (what its owner's ID token must carry).
+    async fn owner_nonce(&self, a: &Agent) -> String {
+        self.nonce_at(a, "owner-nonce").await
+    }
+
+    async fn nonce_at(&self, a: &Agent, route: &str) -> String {
         let r = self
             .send(
-                self.post(&format!("/v1/agents/{}/attestation-nonce", a.id))
+                self.post(&format!("/v1/agents/{}/{route}", a.id))
                     .bearer_auth(&a.token),
             )
             .await;
-        assert_eq!(r.status, 201, "{}", r.raw);
+        assert_eq!(r.status, 201, "{route}: {}", r.raw);
         r.body["nonce"].as_str().unwrap().to_owned()
     }
 
-    /// Complete, valid evidence for `a` (a fresh nonce).
+    /// Complete, valid evidence for `a` (fresh nonces).
     async fn evidence(&self, a: &Agent, name: &str) -> Value {
-        let k = &self.kit;
         let nonce = self.nonce(a).await;
+        let owner = self.owner_nonce(a).await;
+        self.evidence_with(a, name, &nonce, &owner)
+    }
+
+    /// Complete, valid evidence for `a`: the EAT over `nonce`, the owner's ID token carrying
+    /// `owner_nonce`.
+    fn evidence_with(&self, a: &Agent, name: &str, nonce: &str, owner_nonce: &str) -> Value {
+        let k = &self.kit;
         json!({
             "identity_chain": k.chain_pem,
-            "eat": k.eat(&nonce),
+            "eat": k.eat(nonce),
             "aibom": STANDARD.encode(&k.aibom),
             "endorsement": k.endorsement(&a.thumbprint, name, &["calendar.read", "mail.send", "bank.transfer"]),
-            "owner_id_token": k.id_token("alice@org-a.example", &["calendar.read", "mail.send", "travel.book"], 3600),
+            "owner_id_token": k.id_token(owner_nonce, "alice@org-a.example", &["calendar.read", "mail.send", "travel.book"], 3600),
         })
     }
 
@@ -242,6 +259,33 @@ impl World {
                 .json(&json!({"csr": a.csr, "evidence": evidence})),
         )
         .await
+    }
+
+    /// An evidence folder (`accord agent enroll --evidence-dir`) for the agent key `thumb`:
+    /// the environment's key and chain, measurements, the AIBOM and the endorsement; the owner
+    /// binding is the caller's to add.
+    fn evidence_folder(&self, dir: &Path, thumb: &KeyId, name: &str, capabilities: &[&str]) {
+        let k = &self.kit;
+        let e = |f: &str| dir.join(f);
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(e("environment.pk8"), &k.environment_pkcs8).unwrap();
+        std::fs::write(e("environment-chain.pem"), &k.chain_pem).unwrap();
+        std::fs::write(
+            e("measurements.json"),
+            serde_json::to_vec(&k.measurements).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            e("eat-claims.json"),
+            r#"{"dbgstat": "disabled-permanently"}"#,
+        )
+        .unwrap();
+        std::fs::write(e("aibom.cdx.json"), &k.aibom).unwrap();
+        std::fs::write(
+            e("endorsement.jwt"),
+            k.endorsement(thumb, name, capabilities),
+        )
+        .unwrap();
     }
 
     /// Events from `from` on, as `accord events tail --json` prints them (signatures checked).
@@ -381,6 +425,8 @@ async fn bad_evidence_is_a_typed_refusal_that_appends_nothing() {
     let k = &w.kit;
     let name = "travel-planner";
     let a = w.provision(name, &["calendar.read", "mail.send"]).await;
+    // no case gets as far as spending the owner nonce: one serves them all
+    let owner_nonce = w.owner_nonce(&a).await;
 
     // other material, trusted by nobody
     let stranger = EvidenceKit::new("-x");
@@ -553,7 +599,7 @@ async fn bad_evidence_is_a_typed_refusal_that_appends_nothing() {
         (
             "an owner token from an untrusted issuer",
             Box::new({
-                let t = stranger.id_token("mallory", &["calendar.read"], 3600);
+                let t = stranger.id_token(&owner_nonce, "mallory", &["calendar.read"], 3600);
                 move |e, _| e["owner_id_token"] = t.clone().into()
             }),
             "owner_binding",
@@ -562,7 +608,7 @@ async fn bad_evidence_is_a_typed_refusal_that_appends_nothing() {
         (
             "an expired owner token",
             Box::new({
-                let t = k.id_token("alice", &["calendar.read"], -3600);
+                let t = k.id_token(&owner_nonce, "alice", &["calendar.read"], -3600);
                 move |e, _| e["owner_id_token"] = t.clone().into()
             }),
             "owner_binding",
@@ -574,6 +620,7 @@ async fn bad_evidence_is_a_typed_refusal_that_appends_nothing() {
                 let t = k.id_token_with(
                     &k.idp_issuer,
                     "some-other-service",
+                    &owner_nonce,
                     "alice",
                     &["calendar.read"],
                     3600,
@@ -586,14 +633,23 @@ async fn bad_evidence_is_a_typed_refusal_that_appends_nothing() {
     ];
 
     let before = w.last_seq().await;
+    // a refusal before the attestation check passed leaves the request's nonce unspent: the
+    // next case uses it again (an agent holds at most four nonces at once)
+    let mut spare: Option<String> = None;
     for (what, change, check, kind) in &cases {
-        let mut ev = w.evidence(&a, name).await;
-        let nonce = eat_nonce(ev["eat"].as_str().unwrap());
+        let nonce = match spare.take() {
+            Some(n) => n,
+            None => w.nonce(&a).await,
+        };
+        let mut ev = w.evidence_with(&a, name, &nonce, &owner_nonce);
         change(&mut ev, &nonce);
         let r = w.request(&a, ev).await;
         assert_eq!(r.status, 422, "{what}: {}", r.raw);
         assert_eq!(r.body["check"], *check, "{what}: {}", r.raw);
         assert_eq!(r.kind(), *kind, "{what}: {}", r.raw);
+        if matches!(*check, "initial_trust" | "attestation") {
+            spare = Some(nonce);
+        }
     }
     // a revoked environment certificate, by `accord trust revoke-environment-certificate`
     let leaf = tmp.path().join("leaf.pem");
@@ -744,26 +800,8 @@ async fn lifecycle_events_revoke_every_credential_in_one_event() {
     .to_owned();
     let thumb = must(accord().args(["agent", "keygen", "--dir", agent_dir.to_str().unwrap()]));
     let thumb = KeyId::parse(thumb.trim()).unwrap();
-    let k = &w.kit;
+    w.evidence_folder(&evidence_dir, &thumb, name, &["calendar.read", "mail.send"]);
     let e = |f: &str| evidence_dir.join(f);
-    std::fs::write(e("environment.pk8"), &k.environment_pkcs8).unwrap();
-    std::fs::write(e("environment-chain.pem"), &k.chain_pem).unwrap();
-    std::fs::write(
-        e("measurements.json"),
-        serde_json::to_vec(&k.measurements).unwrap(),
-    )
-    .unwrap();
-    std::fs::write(
-        e("eat-claims.json"),
-        r#"{"dbgstat": "disabled-permanently"}"#,
-    )
-    .unwrap();
-    std::fs::write(e("aibom.cdx.json"), &k.aibom).unwrap();
-    std::fs::write(
-        e("endorsement.jwt"),
-        k.endorsement(&thumb, name, &["calendar.read", "mail.send"]),
-    )
-    .unwrap();
     must(&mut w.cli(&[
         "agent",
         "role-grant",
@@ -882,4 +920,145 @@ async fn lifecycle_events_revoke_every_credential_in_one_event() {
         .await;
     assert_eq!(expired["data"]["serial"], r.body["serial"]);
     let _ = a.key;
+}
+
+/// Finding 8: an owner's ID token binds one agent, once. It must carry an owner nonce the ACA
+/// issued for that agent (`POST /v1/agents/{id}/owner-nonce`; single use, spent once the
+/// evidence verified) and be at most ten minutes old. The same token for a second agent, a
+/// token without a nonce, with another agent's nonce, with a nonce this ACA never issued or
+/// issued for attestation, or an old one: a 422 naming `owner_binding`, nothing appended. The
+/// CLI asks for the nonce the owner's IdP puts in the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_id_token_binds_one_agent_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = World::start(&tmp.path().join("d"), &[]).await;
+    w.trust_kit(tmp.path());
+    let (k, name, caps) = (&w.kit, "travel-planner", ["calendar.read"]);
+    let a = w.provision(name, &caps).await;
+    let b = w.provision(name, &caps).await;
+    let c = w.provision(name, &caps).await;
+
+    // alice's ID token for agent a
+    let ev = w.evidence(&a, name).await;
+    let token = ev["owner_id_token"].as_str().unwrap().to_owned();
+    let r = w.request(&a, ev).await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+
+    // then for agent b, and other tokens that are not b's to use
+    let b_owner = w.owner_nonce(&b).await;
+    let c_owner = w.owner_nonce(&c).await;
+    let b_attestation = w.nonce(&b).await;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let claims = |nonce: Option<&str>, iat: i64| {
+        let mut c = json!({
+            "iss": k.idp_issuer, "sub": "alice@org-a.example", "aud": k.idp_audience,
+            "iat": iat, "exp": now + 3600, "scope": "calendar.read",
+        });
+        if let Some(n) = nonce {
+            c["nonce"] = n.into();
+        }
+        c
+    };
+    let cases = [
+        (
+            "the token that bound agent a",
+            token.clone(),
+            "owner-nonce-replayed",
+        ),
+        (
+            "a token with another agent's nonce",
+            k.id_token(&c_owner, "alice@org-a.example", &caps, 3600),
+            "owner-nonce-other-agent",
+        ),
+        (
+            "a token without a nonce",
+            k.sign_id_token(&claims(None, now - 10)),
+            "owner-nonce-missing",
+        ),
+        (
+            "a nonce this ACA never issued",
+            k.id_token(&"A".repeat(43), "alice@org-a.example", &caps, 3600),
+            "owner-nonce-unknown",
+        ),
+        (
+            "the agent's attestation nonce",
+            k.id_token(&b_attestation, "alice@org-a.example", &caps, 3600),
+            "owner-nonce-unknown",
+        ),
+        (
+            "a token issued eleven minutes ago",
+            k.sign_id_token(&claims(Some(&b_owner), now - 660)),
+            "owner-stale",
+        ),
+    ];
+    let before = w.last_seq().await;
+    for (what, t, kind) in &cases {
+        let eat = w.nonce(&b).await;
+        let mut ev = w.evidence_with(&b, name, &eat, &b_owner);
+        ev["owner_id_token"] = t.clone().into();
+        let r = w.request(&b, ev).await;
+        assert_eq!(r.status, 422, "{what}: {}", r.raw);
+        assert_eq!(r.body["check"], "owner_binding", "{what}: {}", r.raw);
+        assert_eq!(r.kind(), *kind, "{what}: {}", r.raw);
+    }
+    assert_eq!(w.last_seq().await, before, "refusals append nothing");
+    // b's own nonce was not spent by them: b's owner binds it now
+    let eat = w.nonce(&b).await;
+    let r = w
+        .request(&b, w.evidence_with(&b, name, &eat, &b_owner))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.raw);
+
+    // the CLI: `accord agent owner-nonce` asks for the nonce (with the enrollment token), the
+    // IdP puts it in the ID token, `accord agent enroll --evidence-dir` sends it
+    let token_file = tmp.path().join("token");
+    let id = must(&mut w.cli(&[
+        "agent",
+        "provision",
+        "--name",
+        name,
+        "--capability",
+        "calendar.read",
+        "--token-out",
+        token_file.to_str().unwrap(),
+    ]))
+    .trim()
+    .to_owned();
+    let agent_dir = tmp.path().join("agent");
+    let evidence_dir = tmp.path().join("evidence");
+    let thumb = must(accord().args(["agent", "keygen", "--dir", agent_dir.to_str().unwrap()]));
+    let thumb = KeyId::parse(thumb.trim()).unwrap();
+    w.evidence_folder(&evidence_dir, &thumb, name, &caps);
+    let nonce = must(&mut w.cli(&[
+        "agent",
+        "owner-nonce",
+        "--agent-id",
+        &id,
+        "--enrollment-token-file",
+        token_file.to_str().unwrap(),
+    ]))
+    .trim()
+    .to_owned();
+    std::fs::write(
+        evidence_dir.join("owner-id-token.jwt"),
+        k.id_token(&nonce, "bob@org-a.example", &caps, 3600),
+    )
+    .unwrap();
+    let out = must(&mut w.cli(&[
+        "agent",
+        "enroll",
+        "--agent-id",
+        &id,
+        "--enrollment-token-file",
+        token_file.to_str().unwrap(),
+        "--dir",
+        agent_dir.to_str().unwrap(),
+        "--evidence-dir",
+        evidence_dir.to_str().unwrap(),
+    ]));
+    assert!(out.starts_with("enrolled"), "{out}");
+    // once enrolled, the agent asks with its credential (a proof by its key), e.g. for a
+    // renewal under a new ID token
+    let nonce = must(&mut w.cli(&["agent", "owner-nonce", "--dir", agent_dir.to_str().unwrap()]));
+    assert_eq!(nonce.trim().len(), 43, "{nonce}");
 }

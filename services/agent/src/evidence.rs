@@ -11,7 +11,8 @@
 //! eat-claims.json         other claims the environment asserts ({"dbgstat": "disabled", "ueid": ...})
 //! aibom.cdx.json          the CycloneDX 1.6 AI bill of materials
 //! endorsement.jwt         the provider's endorsement of this agent's key
-//! owner-id-token.jwt      an ID token of the owner, or
+//! owner-id-token.jwt      an ID token of the owner, carrying an owner nonce of the ACA for
+//!                         this agent ([`Client::owner_nonce`], `accord agent owner-nonce`), or
 //! role-grant.jwt          a role grant of the domain
 //! ```
 
@@ -109,25 +110,58 @@ impl EvidenceSource {
     }
 }
 
+/// What the agent shows the ACA to be given a nonce: a workload identity token alone is not
+/// enough (it is public).
+#[derive(Debug, Clone, Copy)]
+pub enum NonceAuth<'a> {
+    /// The enrollment token (before the first credential).
+    Enrollment(&'a str),
+    /// A credential: its key (PKCS#8) and workload identity token; each request carries a
+    /// fresh proof token by the key, for the nonce's URL.
+    Credential { key: &'a [u8], wit: &'a str },
+}
+
 impl Client {
-    /// A single-use attestation nonce, for the holder of the agent's enrollment token or
-    /// workload identity token.
+    /// A single-use attestation nonce (`eat_nonce`).
     pub async fn attestation_nonce(
         &self,
         agent: &AgentId,
-        token: &str,
+        auth: NonceAuth<'_>,
     ) -> Result<NonceResponse, AgentError> {
-        let url = format!("{}/v1/agents/{agent}/attestation-nonce", self.url);
-        let resp = self
-            .http
-            .post(&url)
-            .bearer_auth(token.trim())
-            .send()
-            .await
-            .map_err(|e| AgentError::Unreachable {
-                url: url.clone(),
-                detail: e.to_string(),
-            })?;
+        self.nonce(agent, "attestation-nonce", auth).await
+    }
+
+    /// A single-use owner nonce: the `nonce` the owner's identity provider puts in the ID token
+    /// that binds the agent to its owner (an OIDC authentication request with `nonce=<it>`).
+    pub async fn owner_nonce(
+        &self,
+        agent: &AgentId,
+        auth: NonceAuth<'_>,
+    ) -> Result<NonceResponse, AgentError> {
+        self.nonce(agent, "owner-nonce", auth).await
+    }
+
+    async fn nonce(
+        &self,
+        agent: &AgentId,
+        route: &str,
+        auth: NonceAuth<'_>,
+    ) -> Result<NonceResponse, AgentError> {
+        let url = format!("{}/v1/agents/{agent}/{route}", self.url);
+        let req = match auth {
+            NonceAuth::Enrollment(token) => self.http.post(&url).bearer_auth(token.trim()),
+            NonceAuth::Credential { key, wit } => {
+                let wpt = crate::proof_token(key, wit, &url, None)?;
+                self.http
+                    .post(&url)
+                    .header("workload-identity-token", wit.trim())
+                    .header("workload-proof-token", wpt)
+            }
+        };
+        let resp = req.send().await.map_err(|e| AgentError::Unreachable {
+            url: url.clone(),
+            detail: e.to_string(),
+        })?;
         crate::answer(&url, resp).await
     }
 }
@@ -154,17 +188,17 @@ pub fn sign_eat(env: &Environment, nonce: &str) -> Result<String, AgentError> {
     jws::sign(&key, eat::TYP_EAT, &claims).map_err(|e| AgentError::Key(e.to_string()))
 }
 
-/// The evidence of one request: asks the ACA for a nonce (with `token`) when the environment
+/// The evidence of one request: asks the ACA for a nonce (with `auth`) when the environment
 /// attests.
 pub async fn gather(
     client: &Client,
     agent: &AgentId,
-    token: &str,
+    auth: NonceAuth<'_>,
     src: &EvidenceSource,
 ) -> Result<Evidence, AgentError> {
     let (identity_chain, eat) = match &src.environment {
         Some(env) => {
-            let n = client.attestation_nonce(agent, token).await?;
+            let n = client.attestation_nonce(agent, auth).await?;
             (Some(env.chain_pem.clone()), Some(sign_eat(env, &n.nonce)?))
         }
         None => (None, None),

@@ -281,22 +281,12 @@ impl Client {
     ) -> Result<CredentialResponse, AgentError> {
         let csr = make_csr(new_pkcs8)?;
         let csr_der = pem_body(&csr)?;
-        let current = SoftwareKey::from_pkcs8(current_pkcs8, "agent key")
-            .map_err(|e| AgentError::Key(e.to_string()))?;
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let wpt = jws::sign(
-            &current,
-            TYP_WPT,
-            &serde_json::json!({
-                "aud": self.credentials_url(agent),
-                "iat": now,
-                "exp": now + 60,
-                "jti": jws::random_jti(),
-                "wth": jws::hash_b64(wit.trim().as_bytes()),
-                "csr": jws::hash_b64(&csr_der),
-            }),
-        )
-        .map_err(|e| AgentError::Key(e.to_string()))?;
+        let wpt = proof_token(
+            current_pkcs8,
+            wit,
+            &self.credentials_url(agent),
+            Some(&csr_der),
+        )?;
         let req = CredentialRequest {
             csr,
             capabilities: None,
@@ -313,6 +303,30 @@ impl Client {
         )
         .await
     }
+}
+
+/// A workload proof token (`wpt+jwt`) by the agent's key: for `aud`, bound to `wit` (and to the
+/// request's CSR, when one is given), living one minute, with a fresh `jti`.
+pub(crate) fn proof_token(
+    pkcs8: &[u8],
+    wit: &str,
+    aud: &str,
+    csr_der: Option<&[u8]>,
+) -> Result<String, AgentError> {
+    let key =
+        SoftwareKey::from_pkcs8(pkcs8, "agent key").map_err(|e| AgentError::Key(e.to_string()))?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut claims = serde_json::json!({
+        "aud": aud,
+        "iat": now,
+        "exp": now + 60,
+        "jti": jws::random_jti(),
+        "wth": jws::hash_b64(wit.trim().as_bytes()),
+    });
+    if let (Some(der), Some(o)) = (csr_der, claims.as_object_mut()) {
+        o.insert("csr".into(), jws::hash_b64(der).into());
+    }
+    jws::sign(&key, TYP_WPT, &claims).map_err(|e| AgentError::Key(e.to_string()))
 }
 
 /// A JSON answer of the ACA, or its problem document as [`AgentError::Refused`].
@@ -484,7 +498,13 @@ pub async fn enroll_with_evidence(
     src: &evidence::EvidenceSource,
 ) -> Result<AgentState, AgentError> {
     let key = dir.ensure_key(key_type)?;
-    let ev = evidence::gather(client, agent, enrollment_token, src).await?;
+    let ev = evidence::gather(
+        client,
+        agent,
+        evidence::NonceAuth::Enrollment(enrollment_token),
+        src,
+    )
+    .await?;
     let ev = (ev != Evidence::default()).then_some(ev);
     let c = client
         .enroll_with(agent, enrollment_token, &key, capabilities, ev)

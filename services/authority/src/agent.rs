@@ -1,7 +1,8 @@
 //! The agent aggregate (design §6a): an agent's provisioning and the credentials it holds. It
 //! decides what may be recorded (an enrollment happens once; a renewal replaces a credential
-//! that is still good; a revocation names credentials the agent has); the issuance pipeline
-//! (`issue.rs`) does the checks and the signing before it asks.
+//! that is still good and was never renewed, so that one credential has at most one successor;
+//! a revocation names credentials the agent has); the issuance pipeline (`issue.rs`) does the
+//! checks and the signing before it asks.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,8 +23,12 @@ pub struct HeldCredential {
     pub not_after: Timestamp,
     pub wit_jti: Option<String>,
     pub revoked: bool,
-    /// Replaced by a renewal (it stays valid until it expires or is revoked).
+    /// Replaced by a renewal: it renews no more. A same-key renewal supersedes it at once; a
+    /// key rotation leaves it valid for the grace period, then the sweep revokes it.
     pub renewed: bool,
+    /// Renewed onto another key (`KeyRotated`): inside or after its grace period.
+    #[serde(default)]
+    pub rotated_out: bool,
     /// Its expiry was recorded (`CredentialExpired`).
     #[serde(default)]
     pub expired: bool,
@@ -63,9 +68,11 @@ pub struct Provisioned {
 pub enum Grant {
     /// The one-time enrollment token of the agent's provisioning.
     Enrollment,
-    /// A credential the agent holds (its workload identity token, with a proof by its key).
-    /// A renewal for another key is a key rotation: the old credential stays valid for
-    /// `rotation_grace` (never past its own expiry), then is revoked.
+    /// A credential the agent holds (its workload identity token, with a proof by its key),
+    /// never renewed before. A renewal for the same key supersedes the old credential at once
+    /// (in the same atomic batch); a renewal for another key is a key rotation: the old
+    /// credential stays valid for `rotation_grace` (never past its own expiry), then is
+    /// revoked.
     Renewal {
         previous: CredentialSerial,
         rotation_grace: time::Duration,
@@ -127,6 +134,10 @@ pub enum AgentError {
     Revoked(CredentialSerial),
     #[error("credential {0} has expired")]
     Expired(CredentialSerial),
+    #[error("credential {0} was already renewed; renew its successor")]
+    AlreadyRenewed(CredentialSerial),
+    #[error("credential {0} was rotated out (renewed onto another key); renew its successor")]
+    RotatedOut(CredentialSerial),
     #[error("the credential is for {found}, not this agent ({expected})")]
     WrongSubject { found: SpiffeId, expected: SpiffeId },
     #[error("serial {0} is already used")]
@@ -146,7 +157,8 @@ impl Agent {
         self.provisioned.as_ref().ok_or(AgentError::NotProvisioned)
     }
 
-    /// Whether `serial` may be renewed at `now`: the agent's, not revoked, not expired.
+    /// Whether `serial` may be renewed at `now`: the agent's, never renewed (nor rotated out),
+    /// not revoked, not expired.
     pub fn check_renewable(
         &self,
         serial: &CredentialSerial,
@@ -156,6 +168,12 @@ impl Agent {
             .credentials
             .get(serial)
             .ok_or_else(|| AgentError::UnknownCredential(serial.clone()))?;
+        if c.rotated_out {
+            return Err(AgentError::RotatedOut(serial.clone()));
+        }
+        if c.renewed {
+            return Err(AgentError::AlreadyRenewed(serial.clone()));
+        }
         if c.revoked {
             return Err(AgentError::Revoked(serial.clone()));
         }
@@ -204,6 +222,7 @@ impl Aggregate for Agent {
                 owner_bound,
             } => {
                 let mut rotated = None;
+                let mut superseded = None;
                 let p = self.provisioned()?;
                 if let Some(why) = &self.retired {
                     return Err(AgentError::Retired(why.clone()));
@@ -232,9 +251,19 @@ impl Aggregate for Agent {
                         previous,
                         rotation_grace,
                     } => {
-                        let held = self.check_renewable(&previous, Timestamp::now())?;
+                        let now = Timestamp::now();
+                        let held = self.check_renewable(&previous, now)?;
                         let same_key = held.key_thumbprint == credential.key_thumbprint;
-                        if !same_key {
+                        if same_key {
+                            // the new credential is for the key the old one is for: the old
+                            // one has nothing left to carry over, and ends now
+                            superseded = Some(CredentialRevoked {
+                                serials: vec![previous.clone()],
+                                reason: RevocationReason::Superseded,
+                                revoked_at: now,
+                                triggered_by: None,
+                            });
+                        } else {
                             // key rotation: the old credential lives out a grace period, then
                             // the sweep revokes it (superseded)
                             let grace_until = Timestamp::from_datetime(
@@ -267,6 +296,9 @@ impl Aggregate for Agent {
                 sink.write(event, self).await;
                 if let Some(r) = rotated {
                     sink.write(Event::KeyRotated(r), self).await;
+                }
+                if let Some(r) = superseded {
+                    sink.write(Event::CredentialRevoked(r), self).await;
                 }
             }
             AgentCommand::Revoke {
@@ -375,6 +407,7 @@ impl Aggregate for Agent {
             wit_jti: c.wit_jti.clone(),
             revoked: false,
             renewed: false,
+            rotated_out: false,
             expired: false,
             capabilities: c.capabilities.clone(),
             aibom_digest: c.aibom_digest.clone(),
@@ -411,6 +444,11 @@ impl Aggregate for Agent {
             Event::CredentialExpired(x) => {
                 if let Some(c) = self.credentials.get_mut(&x.serial) {
                     c.expired = true;
+                }
+            }
+            Event::KeyRotated(k) => {
+                if let Some(c) = self.credentials.get_mut(&k.old_serial) {
+                    c.rotated_out = true;
                 }
             }
             Event::CompromiseReported(c) => {

@@ -82,7 +82,8 @@ pub struct Evidence {
     /// AIBOM digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endorsement: Option<String>,
-    /// Owner binding: an ID token of a trusted identity provider ...
+    /// Owner binding: an ID token of a trusted identity provider, carrying (`nonce`) an owner
+    /// nonce from `POST /v1/agents/{id}/owner-nonce` and at most 10 minutes old ...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_id_token: Option<String>,
     /// ... or a role grant signed by this domain (`accord-role-grant+jwt`).
@@ -90,7 +91,8 @@ pub struct Evidence {
     pub owner_role_grant: Option<String>,
 }
 
-/// `POST /v1/agents/{id}/attestation-nonce`: a single-use `eat_nonce`.
+/// `POST /v1/agents/{id}/attestation-nonce` (a single-use `eat_nonce`) and
+/// `POST /v1/agents/{id}/owner-nonce` (a single-use `nonce` for the owner's ID token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NonceResponse {
     pub nonce: String,

@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::api::Evidence;
 use crate::evidence::material::TrustSnapshot;
-use crate::evidence::nonce::{NonceError, Nonces};
+use crate::evidence::nonce::{NonceError, Nonces, Purpose};
 use crate::evidence::{aibom, eat, endorsement, initial_trust, owner};
 use crate::jws::VerifyingKey;
 
@@ -196,11 +196,14 @@ pub async fn check(
                 (None, None) => return Err(err("eat-no-verifier", "no verifier".into())),
             };
             // spent only once everything about the evidence held
-            nonces.consume(&nonce, s.agent_id).await.map_err(|e| {
-                let mut x = err(e.kind(), e.to_string());
-                x.unavailable = matches!(e, NonceError::Unavailable(_));
-                x
-            })?;
+            nonces
+                .consume(&nonce, s.agent_id, Purpose::Attestation)
+                .await
+                .map_err(|e| {
+                    let mut x = err(e.kind(), e.to_string());
+                    x.unavailable = matches!(e, NonceError::Unavailable(_));
+                    x
+                })?;
             let tv = &a.result.trust_vector;
             for (k, v) in [
                 ("instance_identity", tv.instance_identity),
@@ -311,6 +314,22 @@ pub async fn check(
     match binding {
         Some(b) => {
             let b = b.map_err(|e| EvidenceError::new(CheckKind::OwnerBinding, e.kind(), &e))?;
+            // an ID token binds the agent its owner nonce was issued to, once: spent only once
+            // everything about the evidence held
+            if let Some(n) = &b.nonce {
+                nonces
+                    .consume(n, s.agent_id, Purpose::Owner)
+                    .await
+                    .map_err(|e| {
+                        let mut x = EvidenceError::new(
+                            CheckKind::OwnerBinding,
+                            e.kind_for(Purpose::Owner),
+                            &e,
+                        );
+                        x.unavailable = matches!(e, NonceError::Unavailable(_));
+                        x
+                    })?;
+            }
             out.passed(
                 CheckKind::OwnerBinding,
                 "owner_binding",

@@ -5,7 +5,8 @@
 //! |---|---|---|
 //! | `POST /v1/agents` | admin token | provision an agent: its id and one-time enrollment token |
 //! | `POST /v1/agents/{id}/credentials` | enrollment token, or WIT + WPT | a credential for the CSR's key |
-//! | `POST /v1/agents/{id}/attestation-nonce` | enrollment token or WIT (bearer) | a single-use `eat_nonce` |
+//! | `POST /v1/agents/{id}/attestation-nonce` | enrollment token (until enrolled), or WIT + WPT | a single-use `eat_nonce` (at most 4 outstanding per agent) |
+//! | `POST /v1/agents/{id}/owner-nonce` | the same | a single-use `nonce` for the owner's ID token (the same bound) |
 //! | `POST /v1/agents/{id}/role-grants` | admin token | a role grant (owner binding) for the agent |
 //! | `POST /v1/agents/{id}/lifecycle` | admin token | compromise, decommissioning, owner unbound: every live credential revoked |
 //! | `GET /v1/trust`, `POST /v1/trust` | admin token | the trust material in force; one change of it |
@@ -28,12 +29,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use crate::agent::AgentError;
 use crate::api::{
     CredentialRequest, LifecycleRequest, MAX_CREDENTIAL_REQUEST, MAX_TRUST_REQUEST,
     ProvisionRequest, RevocationRequest, RoleGrantRequest, TrustRequest,
 };
+use crate::evidence::nonce::Purpose;
 use crate::issue::{Authority, IssueError, Presented};
+
+mod problem;
+pub use problem::problem;
 
 /// What the routes share.
 #[derive(Clone)]
@@ -63,6 +67,7 @@ pub fn router(state: ApiState) -> Router {
             )),
         )
         .route("/v1/agents/{id}/attestation-nonce", post(nonce))
+        .route("/v1/agents/{id}/owner-nonce", post(owner_nonce))
         .route("/v1/agents/{id}/role-grants", post(role_grant))
         .route("/v1/agents/{id}/lifecycle", post(lifecycle))
         .route(
@@ -124,119 +129,6 @@ fn require_admin(s: &ApiState, headers: &HeaderMap) -> Result<(), Problem> {
     }
 }
 
-/// The problem document of an ACA error.
-pub fn problem(e: &IssueError) -> Problem {
-    let p = |status, kind, title| Problem::new(status, kind, title, e.to_string());
-    match e {
-        IssueError::BadRequest(_) => p(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            "The request is not acceptable",
-        ),
-        IssueError::Csr(c) => Problem::new(
-            StatusCode::BAD_REQUEST,
-            c.kind(),
-            "The certificate request is refused",
-            c.to_string(),
-        )
-        .with(
-            "check",
-            if matches!(c, crate::csr::CsrError::BadSignature) {
-                "proof_of_possession"
-            } else {
-                "csr_profile"
-            },
-        ),
-        IssueError::UnknownAgent => p(StatusCode::NOT_FOUND, "unknown-agent", "No such agent"),
-        IssueError::UnknownCredential => p(
-            StatusCode::NOT_FOUND,
-            "unknown-credential",
-            "No such credential",
-        ),
-        IssueError::Unauthorized(_) => p(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Not authorised for a credential",
-        ),
-        IssueError::Agent(AgentError::AlreadyEnrolled) => p(
-            StatusCode::CONFLICT,
-            "already-enrolled",
-            "The enrollment token was already used",
-        ),
-        IssueError::Agent(AgentError::NothingToRevoke) => p(
-            StatusCode::CONFLICT,
-            "nothing-to-revoke",
-            "Nothing to revoke",
-        ),
-        IssueError::Agent(
-            AgentError::Revoked(_) | AgentError::Expired(_) | AgentError::UnknownCredential(_),
-        ) => p(
-            StatusCode::FORBIDDEN,
-            "credential-not-renewable",
-            "The credential cannot be renewed",
-        ),
-        IssueError::Agent(AgentError::Retired(_)) => p(
-            StatusCode::FORBIDDEN,
-            "agent-retired",
-            "The agent is retired",
-        ),
-        IssueError::Agent(AgentError::NoOwner) => p(
-            StatusCode::CONFLICT,
-            "no-owner",
-            "The agent has no owner binding",
-        ),
-        IssueError::Agent(_) => p(
-            StatusCode::CONFLICT,
-            "conflict",
-            "The agent's state does not allow it",
-        ),
-        IssueError::Denied(reasons) => p(
-            StatusCode::FORBIDDEN,
-            "issuance-denied",
-            "The issuance policy denied the credential",
-        )
-        .with("reasons", reasons.clone()),
-        IssueError::Evidence(ev) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ev.kind,
-            "The evidence is refused",
-            ev.detail.clone(),
-        )
-        .with(
-            "check",
-            serde_json::to_value(ev.check).unwrap_or(serde_json::Value::Null),
-        ),
-        IssueError::Trust(t) => p(
-            StatusCode::CONFLICT,
-            "trust-conflict",
-            "The trust material does not allow it",
-        )
-        .with("reason", t.to_string()),
-        IssueError::Validation(v) => {
-            tracing::error!(error = %v, "a signed certificate failed its re-validation; nothing was recorded");
-            Problem::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "output-revalidation-failed",
-                "The signed credential failed its check",
-                "nothing was recorded; see the server log",
-            )
-        }
-        IssueError::Signing(d) => {
-            tracing::error!(error = %d, "signing failed");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "signer-unavailable",
-                "The CA key is unavailable",
-                "retry later",
-            )
-        }
-        IssueError::Unavailable(d) => {
-            tracing::warn!(error = %d, "dependency unavailable");
-            Problem::unavailable()
-        }
-    }
-}
-
 fn created(body: impl serde::Serialize) -> Response {
     (StatusCode::CREATED, axum::Json(body)).into_response()
 }
@@ -263,39 +155,9 @@ async fn credentials(
     body: JsonBody<CredentialRequest, { MAX_CREDENTIAL_REQUEST }>,
 ) -> Result<Response, Problem> {
     let agent = agent_id(&id)?;
-    let header_str = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let presented = match (
-        header_str("workload-identity-token"),
-        header_str("workload-proof-token"),
-        bearer(&headers),
-    ) {
-        (Some(wit), Some(wpt), None) => Presented::Renewal { wit, wpt },
-        (None, None, Some(t)) => Presented::Enrollment(t.to_owned()),
-        (Some(_), None, _) => {
-            return Err(Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Not authorised for a credential",
-                "a workload identity token needs a Workload-Proof-Token",
-            ));
-        }
-        _ => {
-            let mut p = Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "Not authorised for a credential",
-                "send Authorization: Bearer <enrollment token>, or Workload-Identity-Token and Workload-Proof-Token",
-            )
-            .into_response();
-            p.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return Ok(p);
-        }
+    let presented = match presented(&headers, "Not authorised for a credential") {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
     };
     let out = s
         .authority
@@ -304,6 +166,48 @@ async fn credentials(
         .map_err(|e| problem(&e))?;
     tracing::info!(agent = %out.agent_id, serial = %out.serial, kind = %out.kind, "credential issued");
     Ok(created(out))
+}
+
+/// What the caller presents: `Authorization: Bearer <enrollment token>`, or the
+/// `Workload-Identity-Token` and `Workload-Proof-Token` headers (a WIT never goes alone: it is
+/// public). Anything else is a 401 problem.
+// the refusal is the response itself (with its WWW-Authenticate header), built once per
+// refused request: its size does not matter
+#[allow(clippy::result_large_err)]
+fn presented(headers: &HeaderMap, title: &'static str) -> Result<Presented, Response> {
+    let header_str = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    match (
+        header_str("workload-identity-token"),
+        header_str("workload-proof-token"),
+        bearer(headers),
+    ) {
+        (Some(wit), Some(wpt), None) => Ok(Presented::Workload { wit, wpt }),
+        (None, None, Some(t)) => Ok(Presented::Enrollment(t.to_owned())),
+        (Some(_), None, _) => Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            title,
+            "a workload identity token needs a Workload-Proof-Token",
+        )
+        .into_response()),
+        _ => {
+            let mut p = Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                title,
+                "send Authorization: Bearer <enrollment token>, or Workload-Identity-Token and Workload-Proof-Token",
+            )
+            .into_response();
+            p.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            Err(p)
+        }
+    }
 }
 
 async fn revoke(
@@ -402,21 +306,40 @@ async fn nonce(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
+    nonce_of(s, id, headers, Purpose::Attestation).await
+}
+
+async fn owner_nonce(
+    State(s): St,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    nonce_of(s, id, headers, Purpose::Owner).await
+}
+
+async fn nonce_of(
+    s: ApiState,
+    id: String,
+    headers: HeaderMap,
+    purpose: Purpose,
+) -> Result<Response, Problem> {
     let agent = agent_id(&id)?;
-    let token = bearer(&headers).ok_or_else(|| {
-        Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Not authorised for a nonce",
-            "send Authorization: Bearer <enrollment token or workload identity token>",
-        )
-    })?;
-    let out = s
-        .authority
-        .attestation_nonce(&agent, token)
-        .await
-        .map_err(|e| problem(&e))?;
-    Ok(created(out))
+    let presented = match presented(&headers, "Not authorised for a nonce") {
+        Ok(p) => p,
+        Err(r) => return Ok(r),
+    };
+    match s.authority.nonce(&agent, &presented, purpose).await {
+        Ok(out) => Ok(created(out)),
+        Err(e) => {
+            let mut r = problem(&e).into_response();
+            if let IssueError::TooManyNonces { retry_after_secs } = e
+                && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+            {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Ok(r)
+        }
+    }
 }
 
 async fn role_grant(

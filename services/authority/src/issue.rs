@@ -9,8 +9,8 @@ use accord_events::catalogue::{
     OwnerBound, RevocationReason,
 };
 use accord_events::{
-    Actor, AgentId, AggregateId, AuthMethod, CallerType, CommandId, CredentialSerial, Metadata,
-    SpiffeId, Timestamp, TraceParent, TrustDomain,
+    Actor, AgentId, AggregateId, CommandId, CredentialSerial, Metadata, SpiffeId, Timestamp,
+    TraceParent, TrustDomain,
 };
 use accord_policy::inputs::{Attestation, CheckState, IssuanceInput, Subject};
 use accord_store::EventStore;
@@ -28,7 +28,7 @@ use crate::api::{
 };
 use crate::ca::{Ca, to_pem};
 use crate::csr::{self, CheckedCsr, CsrError, CsrPolicy};
-use crate::jws::{self, TYP_ENROLLMENT, TYP_WIT, TYP_WPT, VerifyingKey};
+use crate::jws::{self, TYP_ENROLLMENT, TYP_WIT, VerifyingKey};
 use crate::profile::{self, CredentialFacts, ExtensionArc};
 use crate::signer::{Signer, SignerExt};
 use crate::validate::{self, ValidationError};
@@ -108,6 +108,9 @@ pub enum IssueError {
     Trust(crate::trust::TrustError),
     #[error("no such credential")]
     UnknownCredential,
+    /// The agent holds as many unspent nonces as it may; one frees up within this many seconds.
+    #[error("too many outstanding nonces; retry in {retry_after_secs} s")]
+    TooManyNonces { retry_after_secs: u64 },
     /// The signed output failed its independent re-validation: nothing was recorded.
     #[error(transparent)]
     Validation(#[from] ValidationError),
@@ -127,13 +130,14 @@ impl From<ExecuteError<AgentError>> for IssueError {
     }
 }
 
-/// What the caller presented to be allowed a credential.
+/// What the caller presented to be allowed a credential or a nonce (`grant.rs`).
 #[derive(Debug, Clone)]
 pub enum Presented {
     /// `Authorization: Bearer <enrollment token>`.
     Enrollment(String),
-    /// `Workload-Identity-Token` and `Workload-Proof-Token` headers (renewal).
-    Renewal { wit: String, wpt: String },
+    /// `Workload-Identity-Token` and `Workload-Proof-Token` headers: a credential's WIT with a
+    /// proof by its key (renewal; a nonce for one).
+    Workload { wit: String, wpt: String },
 }
 
 /// The Agent Credential Authority.
@@ -336,18 +340,7 @@ impl Authority {
                 "capability {extra:?} was not provisioned for this agent"
             )));
         }
-        let lifetime = match req.lifetime_secs {
-            Some(s) if s >= 60 && (s as i64) <= self.cfg.lifetime.whole_seconds() => {
-                Duration::seconds(s as i64)
-            }
-            Some(s) => {
-                return Err(IssueError::BadRequest(format!(
-                    "lifetime_secs {s} outside 60..={}",
-                    self.cfg.lifetime.whole_seconds()
-                )));
-            }
-            None => self.cfg.lifetime,
-        };
+        let lifetime = requested_lifetime(req.lifetime_secs, self.cfg.lifetime)?;
         // 3. the evidence: each part present is checked (a bad one refuses the request), the
         //    policy learns which passed and which are absent
         let trust = self.trust_cache.get();
@@ -458,7 +451,8 @@ impl Authority {
             attestation: checked.attestation.as_ref().map(|_| Attestation {
                 trust_vector: checked.trust_vector.clone(),
             }),
-            lifetime_secs: lifetime.whole_seconds() as u64,
+            // at least 60 s here (checked above, and capped by the owner binding's end)
+            lifetime_secs: lifetime.whole_seconds().unsigned_abs(),
             renewal: renewing.is_some(),
             subject: Some(Subject {
                 id: provisioned.spiffe_id.to_string(),
@@ -626,126 +620,6 @@ impl Authority {
         })
     }
 
-    /// Checks what entitles the caller to a credential for `spiffe_id`.
-    fn check_grant(
-        &self,
-        agent: &Agent,
-        spiffe_id: &SpiffeId,
-        presented: &Presented,
-        csr: &CheckedCsr,
-        agent_id: &AgentId,
-    ) -> Result<(Grant, Actor), IssueError> {
-        let now = now_unix();
-        let unauthorized = |m: String| IssueError::Unauthorized(m);
-        match presented {
-            Presented::Enrollment(token) => {
-                let v = jws::verify(token, TYP_ENROLLMENT, &self.token_key, now)
-                    .map_err(|e| unauthorized(format!("enrollment token: {e}")))?;
-                if v.claims.get("sub").and_then(Value::as_str) != Some(spiffe_id.as_str())
-                    || v.claims.get("aud").and_then(Value::as_str)
-                        != Some(self.cfg.credentials_url(agent_id).as_str())
-                    || v.claims.get("iss").and_then(Value::as_str)
-                        != Some(self.cfg.issuer().as_str())
-                {
-                    return Err(unauthorized("enrollment token is for another agent".into()));
-                }
-                if agent.enrolled {
-                    return Err(IssueError::Agent(AgentError::AlreadyEnrolled));
-                }
-                Ok((
-                    Grant::Enrollment,
-                    Actor {
-                        subject: spiffe_id.to_string(),
-                        caller_type: CallerType::Agent,
-                        auth_methods: vec![AuthMethod::PreSharedSecret],
-                    },
-                ))
-            }
-            Presented::Renewal { wit, wpt } => {
-                let w = jws::verify(wit, TYP_WIT, &self.token_key, now)
-                    .map_err(|e| unauthorized(format!("workload identity token: {e}")))?;
-                if w.claims.get("sub").and_then(Value::as_str) != Some(spiffe_id.as_str())
-                    || w.claims.get("iss").and_then(Value::as_str)
-                        != Some(self.cfg.issuer().as_str())
-                {
-                    return Err(unauthorized(
-                        "workload identity token is for another agent".into(),
-                    ));
-                }
-                let serial = w
-                    .claims
-                    .get("x5t_serial")
-                    .and_then(Value::as_str)
-                    .and_then(|s| CredentialSerial::parse(s).ok())
-                    .ok_or_else(|| {
-                        unauthorized("workload identity token names no credential".into())
-                    })?;
-                let held = agent
-                    .check_renewable(&serial, Timestamp::now())
-                    .map_err(IssueError::Agent)?;
-                if held.wit_jti.as_deref() != w.claims.get("jti").and_then(Value::as_str) {
-                    return Err(unauthorized(
-                        "workload identity token is not the one issued with that credential".into(),
-                    ));
-                }
-                let jwk: accord_events::common::PublicJwk = w
-                    .claims
-                    .get("cnf")
-                    .and_then(|c| c.get("jwk"))
-                    .cloned()
-                    .and_then(|j| serde_json::from_value(j).ok())
-                    .ok_or_else(|| unauthorized("workload identity token has no cnf.jwk".into()))?;
-                let cnf_key =
-                    VerifyingKey::from_jwk(&jwk).map_err(|e| unauthorized(e.to_string()))?;
-                let p = jws::verify(wpt, TYP_WPT, &cnf_key, now)
-                    .map_err(|e| unauthorized(format!("workload proof token: {e}")))?;
-                let claim = |n: &str| p.claims.get(n).and_then(Value::as_str);
-                if claim("aud") != Some(self.cfg.credentials_url(agent_id).as_str()) {
-                    return Err(unauthorized(
-                        "workload proof token is for another audience".into(),
-                    ));
-                }
-                if claim("wth") != Some(jws::hash_b64(wit.as_bytes()).as_str()) {
-                    return Err(unauthorized(
-                        "workload proof token is not bound to this identity token (wth)".into(),
-                    ));
-                }
-                if claim("csr") != Some(jws::hash_b64(&csr.der).as_str()) {
-                    return Err(unauthorized(
-                        "workload proof token is not bound to this request (csr)".into(),
-                    ));
-                }
-                let exp = p.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-                if exp > now + 300 {
-                    return Err(unauthorized(
-                        "workload proof token lives longer than 5 minutes".into(),
-                    ));
-                }
-                let jti = claim("jti")
-                    .filter(|j| j.len() >= 16 && j.len() <= 128)
-                    .ok_or_else(|| unauthorized("workload proof token has no jti".into()))?;
-                // the cache drops expired entries on its own only when full: a hit whose
-                // exp has passed cannot be a replay of a still-valid proof anyway (verify
-                // refused it above)
-                if self.seen_proofs.get(jti).is_some() {
-                    return Err(unauthorized("workload proof token replayed".into()));
-                }
-                self.seen_proofs.insert(jti.to_owned(), exp);
-                Ok((
-                    Grant::Renewal {
-                        previous: serial,
-                        rotation_grace: self.cfg.rotation_grace,
-                    },
-                    Actor {
-                        subject: spiffe_id.to_string(),
-                        caller_type: CallerType::Agent,
-                        auth_methods: vec![AuthMethod::JwtAssertion],
-                    },
-                ))
-            }
-        }
-    }
-
     /// Revokes all live credentials of an agent, or one credential by serial.
     pub async fn revoke(
         &self,
@@ -792,6 +666,23 @@ impl Authority {
             serials: revoked_serials(&out),
             seq: out.version.stream_seq,
         })
+    }
+}
+
+/// The credential lifetime a request asks for (the domain's when it asks none): whole seconds
+/// in 60 ..= `max`. Converted without a cast: a `u64` beyond `i64` is out of range, never a
+/// negative lifetime that passes the bound (review 2026-12, finding 16).
+pub(crate) fn requested_lifetime(
+    asked: Option<u64>,
+    max: Duration,
+) -> Result<Duration, IssueError> {
+    let Some(s) = asked else { return Ok(max) };
+    match i64::try_from(s) {
+        Ok(secs) if (60..=max.whole_seconds()).contains(&secs) => Ok(Duration::seconds(secs)),
+        _ => Err(IssueError::BadRequest(format!(
+            "lifetime_secs {s} outside 60..={}",
+            max.whole_seconds()
+        ))),
     }
 }
 
@@ -842,3 +733,7 @@ fn sign_wit(
     )
     .map_err(|e| IssueError::Signing(e.to_string()))
 }
+
+#[cfg(test)]
+#[path = "issue/tests.rs"]
+mod tests;

@@ -13,6 +13,7 @@ pub mod der;
 pub mod evidence;
 pub mod feed;
 pub mod feedctl;
+pub mod grant;
 pub mod http;
 pub mod issue;
 mod json;

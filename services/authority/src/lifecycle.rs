@@ -1,6 +1,6 @@
-//! What the ACA does besides issuing: attestation nonces, role grants, trust material, the
-//! events that end an agent's credentials (compromise, decommissioning, owner unbound), and
-//! the sweep that records expiries and ends key-rotation grace periods.
+//! What the ACA does besides issuing: role grants, trust material, the events that end an
+//! agent's credentials (compromise, decommissioning, owner unbound), and the sweep that
+//! records expiries and ends key-rotation grace periods. (Nonces: `grant.rs`.)
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -15,12 +15,12 @@ use time::OffsetDateTime;
 
 use crate::agent::{AgentCommand, LifecycleFact};
 use crate::api::{
-    LifecycleRequest, LifecycleResponse, NonceResponse, RoleGrantRequest, RoleGrantResponse,
-    capability_set, check_name,
+    LifecycleRequest, LifecycleResponse, RoleGrantRequest, RoleGrantResponse, capability_set,
+    check_name,
 };
 use crate::evidence::owner::TYP_ROLE_GRANT;
 use crate::issue::{Authority, IssueError};
-use crate::jws::{self, TYP_ENROLLMENT, TYP_WIT};
+use crate::jws;
 use crate::trust::{TrustCommand, TrustError};
 
 /// Longest role grant, seconds (30 days).
@@ -65,33 +65,6 @@ pub struct SweepReport {
 impl Authority {
     fn spiffe_of(&self, agent: &AgentId) -> SpiffeId {
         SpiffeId::for_agent(&self.cfg.trust_domain, agent)
-    }
-
-    /// A single-use attestation nonce for `agent`, to anyone holding the agent's enrollment
-    /// token or a workload identity token of it (the signature and subject are checked; the
-    /// nonce itself grants nothing).
-    pub async fn attestation_nonce(
-        &self,
-        agent: &AgentId,
-        token: &str,
-    ) -> Result<NonceResponse, IssueError> {
-        let now = now_unix();
-        let spiffe = self.spiffe_of(agent);
-        let claims = jws::verify(token, TYP_ENROLLMENT, &self.token_key, now)
-            .or_else(|_| jws::verify(token, TYP_WIT, &self.token_key, now))
-            .map_err(|e| IssueError::Unauthorized(format!("nonce request: {e}")))?
-            .claims;
-        if claims.get("sub").and_then(Value::as_str) != Some(spiffe.as_str()) {
-            return Err(IssueError::Unauthorized(
-                "the token is for another agent".into(),
-            ));
-        }
-        let (nonce, expires_at) = self
-            .nonces
-            .issue(agent)
-            .await
-            .map_err(|e| IssueError::Unavailable(e.to_string()))?;
-        Ok(NonceResponse { nonce, expires_at })
     }
 
     /// A role grant for `agent`, signed with the domain's token key (an owner binding for

@@ -289,11 +289,13 @@ impl EvidenceKit {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// An ID token of the owner at the kit's IdP.
-    pub fn id_token(&self, sub: &str, scope: &[&str], lifetime_secs: i64) -> String {
+    /// An ID token of the owner at the kit's IdP, carrying `nonce` (an owner nonce of the ACA,
+    /// `POST /v1/agents/{id}/owner-nonce`).
+    pub fn id_token(&self, nonce: &str, sub: &str, scope: &[&str], lifetime_secs: i64) -> String {
         self.id_token_with(
             &self.idp_issuer,
             &self.idp_audience,
+            nonce,
             sub,
             scope,
             lifetime_secs,
@@ -304,25 +306,26 @@ impl EvidenceKit {
         &self,
         issuer: &str,
         audience: &str,
+        nonce: &str,
         sub: &str,
         scope: &[&str],
         lifetime_secs: i64,
     ) -> String {
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        jws::sign(
-            &self.idp_key,
-            "JWT",
-            &json!({
-                "iss": issuer,
-                "sub": sub,
-                "aud": audience,
-                "iat": now - 10,
-                "exp": now + lifetime_secs,
-                "scope": scope.join(" "),
-                "nonce": jws::random_jti(),
-            }),
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
+        self.sign_id_token(&json!({
+            "iss": issuer,
+            "sub": sub,
+            "aud": audience,
+            "iat": now - 10,
+            "exp": now + lifetime_secs,
+            "scope": scope.join(" "),
+            "nonce": nonce,
+        }))
+    }
+
+    /// An ID token with exactly these claims, signed by the kit's IdP key.
+    pub fn sign_id_token(&self, claims: &Value) -> String {
+        jws::sign(&self.idp_key, "JWT", claims).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// An EAT over `nonce` by the environment's key, with the kit's measurements.

@@ -201,16 +201,30 @@ impl Domain {
                         let t = Instant::now();
                         let body = match (&kit, &a.evidence) {
                             (Some(kit), Some(ev)) => {
-                                let n: Value = http
-                                    .post(a.url.replace("/credentials", "/attestation-nonce"))
-                                    .bearer_auth(&a.token)
-                                    .send()
-                                    .await?
-                                    .json()
-                                    .await?;
-                                let nonce = n["nonce"].as_str().context("no nonce")?;
+                                // the attestation nonce the EAT signs, and the owner nonce the
+                                // owner's IdP puts in the ID token
+                                let mut nonces = Vec::with_capacity(2);
+                                for route in ["/attestation-nonce", "/owner-nonce"] {
+                                    let n: Value = http
+                                        .post(a.url.replace("/credentials", route))
+                                        .bearer_auth(&a.token)
+                                        .send()
+                                        .await?
+                                        .json()
+                                        .await?;
+                                    nonces
+                                        .push(n["nonce"].as_str().context("no nonce")?.to_owned());
+                                }
                                 let mut ev = ev.clone();
-                                ev["eat"] = kit.eat(nonce).into();
+                                ev["eat"] = kit.eat(&nonces[0]).into();
+                                ev["owner_id_token"] = kit
+                                    .id_token(
+                                        &nonces[1],
+                                        "alice@org-a.example",
+                                        &["travel.book"],
+                                        3600,
+                                    )
+                                    .into();
                                 json!({ "csr": a.csr, "evidence": ev })
                             }
                             _ => json!({ "csr": a.csr }),
@@ -397,7 +411,6 @@ async fn run(args: &Args, accord: &Path, hsm: bool, evidence: bool) -> anyhow::R
                     "identity_chain": kit.chain_pem,
                     "aibom": base64::engine::general_purpose::STANDARD.encode(&kit.aibom),
                     "endorsement": kit.endorsement(&thumb, AGENT_NAME, &["travel.book"]),
-                    "owner_id_token": kit.id_token("alice@org-a.example", &["travel.book"], 3600),
                 }))
             }
             None => None,

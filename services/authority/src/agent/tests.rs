@@ -288,3 +288,118 @@ fn revocation_takes_live_credentials_only() {
             CredentialSerial::parse("99").unwrap(),
         ));
 }
+
+fn renewal(previous: &IssuedCredential) -> Grant {
+    Grant::Renewal {
+        previous: previous.serial.clone(),
+        rotation_grace: time::Duration::minutes(5),
+    }
+}
+
+fn renewed(previous: &IssuedCredential, next: &IssuedCredential) -> Event {
+    Event::CredentialRenewed(CredentialRenewed {
+        previous_serial: previous.serial.clone(),
+        same_key: previous.key_thumbprint == next.key_thumbprint,
+        credential: next.clone(),
+        checks: Vec::new(),
+        policy: policy(),
+    })
+}
+
+fn rotated(previous: &IssuedCredential, next: &IssuedCredential) -> Event {
+    Event::KeyRotated(KeyRotated {
+        old_key: previous.key_thumbprint.clone(),
+        new_key: next.key_thumbprint.clone(),
+        old_serial: previous.serial.clone(),
+        new_serial: next.serial.clone(),
+        grace_until: Timestamp::from_datetime(
+            next.not_before.datetime() + time::Duration::minutes(5),
+        ),
+    })
+}
+
+/// Finding 4 (credential forking): one credential yields at most one successor, and a
+/// same-key renewal leaves one live credential at once (the renewed one is superseded in the
+/// same atomic batch).
+#[test]
+fn a_credential_renews_once() {
+    let p = provisioned();
+    let a = credential(&p, "4a01", 1, 1);
+    let b = credential(&p, "4a02", 1, 1);
+    let fork = credential(&p, "4a03", 1, 1);
+    // the first same-key renewal: the new credential, and the old one superseded at once
+    let r = Fw::with(())
+        .given(vec![Event::AgentProvisioned(p.clone()), issued(a.clone())])
+        .when(record(renewal(&a), b.clone()))
+        .inspect_result()
+        .unwrap();
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert_eq!(r[0], Event::CredentialRequested(requested()));
+    assert_eq!(r[1], renewed(&a, &b));
+    match &r[2] {
+        Event::CredentialRevoked(x) => {
+            assert_eq!(x.serials, vec![a.serial.clone()]);
+            assert_eq!(x.reason, RevocationReason::Superseded);
+        }
+        other => panic!("expected the renewed credential superseded, got {other:?}"),
+    }
+    // a second renewal of the same credential (a copy of the agent's folder) is refused, also
+    // where the first renewal's supersession was not recorded (a history from before)
+    Fw::with(())
+        .given(vec![
+            Event::AgentProvisioned(p.clone()),
+            issued(a.clone()),
+            renewed(&a, &b),
+        ])
+        .when(record(renewal(&a), fork.clone()))
+        .then_expect_error(AgentError::AlreadyRenewed(a.serial.clone()));
+    let mut superseded = vec![
+        Event::AgentProvisioned(p.clone()),
+        issued(a.clone()),
+        renewed(&a, &b),
+    ];
+    superseded.push(r[2].clone());
+    Fw::with(())
+        .given(superseded.clone())
+        .when(record(renewal(&a), fork))
+        .then_expect_error(AgentError::AlreadyRenewed(a.serial.clone()));
+    // the successor renews (once)
+    let c = credential(&p, "4a04", 1, 1);
+    let r = Fw::with(())
+        .given(superseded)
+        .when(record(renewal(&b), c))
+        .inspect_result();
+    assert!(r.is_ok(), "{r:?}");
+}
+
+/// Finding 4: a credential rotated out (renewed onto another key, still inside its grace
+/// period) renews no more: a thief of the old key cannot outlive the rotation.
+#[test]
+fn no_renewal_of_a_rotated_out_credential() {
+    let p = provisioned();
+    let a = credential(&p, "4a01", 1, 1);
+    let b = credential(&p, "4a02", 2, 1);
+    let history = vec![
+        Event::AgentProvisioned(p.clone()),
+        issued(a.clone()),
+        renewed(&a, &b),
+        rotated(&a, &b),
+    ];
+    // with the old key (a same-key renewal by the thief) or with yet another key
+    for (serial, key) in [("4a03", 1), ("4a04", 3)] {
+        Fw::with(())
+            .given(history.clone())
+            .when(record(renewal(&a), credential(&p, serial, key, 1)))
+            .then_expect_error(AgentError::RotatedOut(a.serial.clone()));
+    }
+    // the aggregate's own check says so before anything is signed
+    let mut agent = Agent::default();
+    for e in history {
+        agent.apply(e);
+    }
+    assert_eq!(
+        agent.check_renewable(&a.serial, Timestamp::now()),
+        Err(AgentError::RotatedOut(a.serial.clone()))
+    );
+    assert!(agent.check_renewable(&b.serial, Timestamp::now()).is_ok());
+}

@@ -5,9 +5,13 @@
 //!   a JWS with `typ` absent, `JWT` or `application/jwt`; the key picked by `kid` among the
 //!   keys of the IdPs whose `issuer` is the token's `iss` (exact string; a token without `kid`
 //!   is accepted when that IdP has one key), its algorithm from the key (ES256, EdDSA, RS256);
-//!   `aud` (string or array) containing one of the IdP's audiences; `exp` and `iat` required;
-//!   `sub` of 1 to 255 bytes. The scope is the `scope` claim (space-separated, RFC 6749 §3.3);
-//!   an absent `scope` is an EMPTY scope, never an unconstrained one.
+//!   `aud` (string or array) containing one of the IdP's audiences; `exp` and `iat` required,
+//!   `iat` at most [`MAX_ID_TOKEN_AGE_SECS`] old; `sub` of 1 to 255 bytes; `nonce` required: an
+//!   owner nonce the ACA issued for the agent (`POST /v1/agents/{id}/owner-nonce`), which the
+//!   caller spends once the whole request's evidence verified, so that a token binds one
+//!   agent, once (review 2026-12, finding 8: a bare ID token was a bearer assertion anyone who
+//!   saw it could bind any agent with). The scope is the `scope` claim (space-separated, RFC
+//!   6749 §3.3); an absent `scope` is an EMPTY scope, never an unconstrained one.
 //! - a **role grant** signed by the domain's token key: `typ` `accord-role-grant+jwt`; claims
 //!   `iss` (the domain issuer, `spiffe://<trust-domain>`), `sub` (the role name), `aud` (the
 //!   one agent's SPIFFE ID), `scope`, `iat`, `exp` and `jti`, all required.
@@ -31,6 +35,10 @@ pub const MAX_SCOPES: usize = 64;
 pub const MAX_SCOPE_BYTES: usize = 128;
 /// Most `aud` entries read.
 pub const MAX_AUDIENCES: usize = 16;
+/// Oldest ID token accepted (by `iat`), seconds.
+pub const MAX_ID_TOKEN_AGE_SECS: i64 = 600;
+/// Longest `nonce` claim read, bytes.
+pub const MAX_NONCE_BYTES: usize = 128;
 
 /// A trusted owner identity provider (`IdentityProviderAdded`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +61,9 @@ pub struct OwnerBinding {
     pub against: Option<MaterialId>,
     /// The token's `exp`, Unix seconds.
     pub expires_at: i64,
+    /// An ID token's `nonce`: the owner nonce the caller must spend for this agent (`None` for
+    /// a role grant, which the domain signed for one agent).
+    pub nonce: Option<String>,
 }
 
 /// Why an owner binding was refused; each names one check.
@@ -70,6 +81,10 @@ pub enum OwnerError {
     UnknownKey,
     #[error("claims: {0}")]
     Claim(String),
+    #[error("the ID token carries no owner nonce (ask POST /v1/agents/{{id}}/owner-nonce)")]
+    NoNonce,
+    #[error("the ID token was issued more than {MAX_ID_TOKEN_AGE_SECS} s ago")]
+    Stale,
 }
 
 impl OwnerError {
@@ -82,6 +97,8 @@ impl OwnerError {
             Self::Expired => "owner-expired",
             Self::UnknownKey => "owner-unknown-key",
             Self::Claim(_) => "owner-claim",
+            Self::NoNonce => "owner-nonce-missing",
+            Self::Stale => "owner-stale",
         }
     }
 }
@@ -121,7 +138,16 @@ pub fn verify_id_token(token: &str, idps: &[Idp], now: i64) -> Result<OwnerBindi
     if !aud.iter().any(|a| idp.audiences.iter().any(|x| x == a)) {
         return Err(OwnerError::Audience);
     }
-    int(&claims, "iat")?;
+    // fresh, and for one agent once: the nonce is looked up and spent by the caller
+    if int(&claims, "iat")? < now.saturating_sub(MAX_ID_TOKEN_AGE_SECS) {
+        return Err(OwnerError::Stale);
+    }
+    let nonce = claims
+        .get("nonce")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty() && n.len() <= MAX_NONCE_BYTES)
+        .ok_or(OwnerError::NoNonce)?
+        .to_owned();
     let subject = subject(&claims)?;
     let scope = match claims.get("scope") {
         None => BTreeSet::new(),
@@ -137,6 +163,7 @@ pub fn verify_id_token(token: &str, idps: &[Idp], now: i64) -> Result<OwnerBindi
         evidence: Digest::sha256(token.as_bytes()),
         against: Some(idp.id.clone()),
         expires_at: int(&claims, "exp")?,
+        nonce: Some(nonce),
     })
 }
 
@@ -174,6 +201,7 @@ pub fn verify_role_grant(
         evidence: Digest::sha256(token.as_bytes()),
         against: None,
         expires_at: int(&claims, "exp")?,
+        nonce: None,
     })
 }
 

@@ -88,8 +88,12 @@ fn id_claims() -> Value {
         "exp": now() + 300,
         "scope": "tools:read mail:send",
         "email": "alice@acme.example",
+        "nonce": NONCE,
     })
 }
+
+/// The owner nonce the ACA issued for the agent (its format; the bucket is not here).
+const NONCE: &str = "n0nce-n0nce-n0nce-n0nce-n0nce-n0nce-n0nce-x";
 
 struct World {
     rsa: Key,
@@ -265,6 +269,48 @@ fn id_token_claims_are_checked() {
     c["scope"] = "a  b ".into();
     let b = verify_id_token(&w.ec.id_token(Some("ec-1"), &c), &w.idps, now()).unwrap();
     assert_eq!(b.scope, BTreeSet::from(["a".to_owned(), "b".to_owned()]));
+}
+
+/// Finding 8: an ID token is bound to one agent and one use by the owner nonce it carries
+/// (the caller spends it), and is at most ten minutes old.
+#[test]
+fn id_tokens_carry_the_owner_nonce_and_are_recent() {
+    let w = world();
+    let sign = |c: &Value| w.ec.id_token(Some("ec-1"), c);
+    let b = verify_id_token(&sign(&id_claims()), &w.idps, now()).unwrap();
+    assert_eq!(b.nonce.as_deref(), Some(NONCE));
+    // no nonce, or not a string, or not one of the ACA's: refused before any lookup
+    for nonce in [
+        None,
+        Some(json!(42)),
+        Some(json!("")),
+        Some(json!("x".repeat(129))),
+    ] {
+        let mut c = id_claims();
+        match nonce {
+            Some(n) => c["nonce"] = n,
+            None => {
+                c.as_object_mut().unwrap().remove("nonce");
+            }
+        }
+        let e = verify_id_token(&sign(&c), &w.idps, now()).unwrap_err();
+        assert_eq!(e, OwnerError::NoNonce, "{c}");
+        assert_eq!(e.kind(), "owner-nonce-missing");
+    }
+    // issued more than ten minutes ago: stale, however long it lives
+    let mut c = id_claims();
+    c["iat"] = (now() - MAX_ID_TOKEN_AGE_SECS - 5).into();
+    let e = verify_id_token(&sign(&c), &w.idps, now()).unwrap_err();
+    assert_eq!(e, OwnerError::Stale);
+    assert_eq!(e.kind(), "owner-stale");
+    c["iat"] = (now() - MAX_ID_TOKEN_AGE_SECS + 30).into();
+    verify_id_token(&sign(&c), &w.idps, now()).unwrap();
+    // a role grant is bound to its agent by the domain's signature: no nonce
+    let key = DevFileSigner::generate_p256().unwrap().0;
+    let grant = crate::jws::sign(&key, TYP_ROLE_GRANT, &grant_claims()).unwrap();
+    let dk = crate::jws::VerifyingKey::of_signer(&key);
+    let b = verify_role_grant(&grant, &dk, DOMAIN, &agent(1), now()).unwrap();
+    assert_eq!(b.nonce, None);
 }
 
 #[test]
