@@ -38,8 +38,6 @@ pub fn watch_revocations(args: WatchArgs) -> anyhow::Result<ExitCode> {
     let domain = DomainId::parse(&args.domain).map_err(|e| usage(format!("--domain: {e}")))?;
     let dir = AgentDir::new(&args.dir);
     let state = dir.read_state()?;
-    let key = dir.read_key()?;
-    let wit = dir.read_wit()?;
     let ca = std::fs::read(&args.ca).with_context(|| format!("--ca {}", args.ca.display()))?;
     let cursor = match &args.cursor_file {
         Some(p) => read_cursor(p)?,
@@ -64,16 +62,11 @@ pub fn watch_revocations(args: WatchArgs) -> anyhow::Result<ExitCode> {
                 info.domain_id
             );
         }
-        let feed = RevocationFeed::connect(
-            &args.nats_url,
-            &ca,
-            &wit,
-            &key,
-            &domain,
-            &state.agent_id,
-            info.key_ring()?,
-        )
-        .await?;
+        // the folder's credential is read again at every reconnection (a renewal kicks the
+        // connection admitted with the one it replaces)
+        let feed =
+            RevocationFeed::connect_dir(&args.nats_url, &ca, &dir, &domain, info.key_ring()?)
+                .await?;
         let mut revocations = Box::pin(feed.subscribe(cursor));
         let mut seen = 0u64;
         while let Some(r) = revocations.next().await {

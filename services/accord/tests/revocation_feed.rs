@@ -552,3 +552,103 @@ async fn the_rust_library_the_cli_and_the_sse_stream_round_trip() {
     let (status, body) = d.dev.get("/v1/revocations/stream?from=x").await;
     assert_eq!(status, 400, "{body}");
 }
+
+/// A proof token admits one connection, also across a restart of the ACA (security review
+/// 2026-12, finding 15: the spent jtis live in a JetStream bucket, not in the process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proof_is_spent_once_even_across_an_aca_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut d = Domain::start(&tmp).await;
+    d.agent("a");
+    let wit = String::from_utf8(d.read("a", "wit.jwt")).unwrap();
+    let key = SoftwareKey::from_pkcs8(&d.read("a", "key.pk8"), "a").unwrap();
+    let good = proof(&key, &wit, json!({}));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match connect(&d, &wit, &good).await {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "never admitted: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    d.dev.stop();
+    d.dev = Dev::start(&d.dev.dir.clone(), &[], &[]);
+    d.dev.wait_ready(Duration::from_secs(60)).await;
+    // a fresh proof is admitted (once the callout answers again); the spent one is not
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match connect(&d, &wit, &proof(&key, &wit, json!({}))).await {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "never admitted again: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    assert!(
+        connect(&d, &wit, &good).await.is_err(),
+        "a proof spent before the restart was accepted again"
+    );
+}
+
+/// A renewal revokes the credential the feed's connection was admitted with (superseded) and
+/// the ACA kicks that connection; `accord agent watch-revocations` reconnects with the renewed
+/// credential from the folder and misses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_follows_a_renewal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Domain::start(&tmp).await;
+    d.agent("watcher");
+    let victim = d.agent("victim");
+    let cursor = d.work.join("watcher.cursor");
+    std::fs::write(&cursor, d.last_seq().await.to_string()).unwrap();
+    let watch = accord()
+        .args(["agent", "watch-revocations", "--dir"])
+        .arg(d.work.join("watcher"))
+        .args(["--nats-url", &d.nats_url(), "--ca"])
+        .arg(d.ca())
+        .arg("--cursor-file")
+        .arg(&cursor)
+        .args(["--json", "--count", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // the renewal: the old serial is revoked at once, the watcher's connection kicked
+    must(&mut d.cli(&[
+        "agent",
+        "renew",
+        "--dir",
+        d.work.join("watcher").to_str().unwrap(),
+    ]));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let seq = d.revoke(&victim);
+    let out = tokio::task::spawn_blocking(move || {
+        let mut watch = watch;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while watch.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = watch.kill();
+        watch.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let seqs: Vec<u64> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["seq"].as_u64())
+        .collect();
+    // its own superseded credential, then the victim's revocation
+    assert_eq!(
+        seqs.len(),
+        2,
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(seqs[1], seq, "{text}");
+}

@@ -108,6 +108,10 @@ fn tls_config(ca_pem: &[u8]) -> Result<rustls::ClientConfig, FeedError> {
         .with_no_client_auth())
 }
 
+/// Where the feed's connection gets the agent's WIT and key, at every (re)connection.
+type Credentials =
+    Arc<dyn Fn() -> Result<(String, Arc<SoftwareKey>), FeedError> + Send + Sync + 'static>;
+
 /// What one delivery is, as this agent's feed sees it.
 #[derive(Debug)]
 enum Seen {
@@ -140,21 +144,61 @@ impl RevocationFeed {
             SoftwareKey::from_pkcs8(key_pkcs8, "agent key")
                 .map_err(|e| FeedError::Key(e.to_string()))?,
         );
-        let wit = Arc::new(wit.trim().to_owned());
+        let wit = wit.trim().to_owned();
+        let credentials: Credentials = Arc::new(move || Ok((wit.clone(), key.clone())));
+        Self::connect_with(nats_url, ca_pem, credentials, domain_id, agent_id, ring).await
+    }
+
+    /// [`RevocationFeed::connect`] with the credentials of an agent's folder, read again at
+    /// every (re)connection: after a renewal (which revokes the credential the connection was
+    /// admitted with, and so kicks it), the feed reconnects with the new one.
+    pub async fn connect_dir(
+        nats_url: &str,
+        ca_pem: &[u8],
+        dir: &crate::AgentDir,
+        domain_id: &DomainId,
+        ring: KeyRing,
+    ) -> Result<Self, FeedError> {
+        let agent = dir
+            .read_state()
+            .map_err(|e| FeedError::Key(e.to_string()))?
+            .agent_id;
+        let dir = dir.clone();
+        let credentials: Credentials = Arc::new(move || {
+            let wit = dir.read_wit().map_err(|e| FeedError::Key(e.to_string()))?;
+            let key = dir.read_key().map_err(|e| FeedError::Key(e.to_string()))?;
+            let key = SoftwareKey::from_pkcs8(&key, "agent key")
+                .map_err(|e| FeedError::Key(e.to_string()))?;
+            Ok((wit.trim().to_owned(), Arc::new(key)))
+        });
+        Self::connect_with(nats_url, ca_pem, credentials, domain_id, &agent, ring).await
+    }
+
+    async fn connect_with(
+        nats_url: &str,
+        ca_pem: &[u8],
+        credentials: Credentials,
+        domain_id: &DomainId,
+        agent_id: &AgentId,
+        ring: KeyRing,
+    ) -> Result<Self, FeedError> {
+        credentials()?;
         let domain = domain_id.clone();
         let connections = Arc::new(tokio::sync::watch::Sender::new(0u64));
         let counter = connections.clone();
         let auth = {
-            let (key, wit, domain) = (key.clone(), wit.clone(), domain.clone());
+            let domain = domain.clone();
             move |_nonce: Vec<u8>| {
-                let (key, wit, domain) = (key.clone(), wit.clone(), domain.clone());
+                let (credentials, domain) = (credentials.clone(), domain.clone());
                 async move {
+                    let (wit, key) =
+                        credentials().map_err(|e| async_nats::AuthError::new(e.to_string()))?;
                     let mut a = async_nats::Auth::new();
-                    a.username = Some(wit.to_string());
                     a.password = Some(
                         nats_proof(&key, &wit, &domain)
                             .map_err(|e| async_nats::AuthError::new(e.to_string()))?,
                     );
+                    a.username = Some(wit);
                     Ok(a)
                 }
             }

@@ -33,7 +33,7 @@ use natsjwt::NatsJwtError;
 /// The subject the server sends authorization requests to.
 pub const AUTH_SUBJECT: &str = "$SYS.REQ.USER.AUTH";
 /// Longest a proof token may live, seconds.
-pub const MAX_PROOF_SECS: i64 = 300;
+pub const MAX_PROOF_SECS: i64 = crate::proofs::MAX_PROOF_SECS;
 /// Longest an admitted user lives before the server disconnects it, seconds.
 pub const MAX_USER_SECS: i64 = 600;
 /// Requests handled at once; beyond, requests wait in the subscription's bounded buffer and
@@ -294,7 +294,6 @@ type AgentLimiter = governor::DefaultKeyedRateLimiter<AgentId>;
 pub struct Callout {
     authority: Arc<Authority>,
     cfg: CalloutConfig,
-    seen: quick_cache::sync::Cache<String, i64>,
     limiter: AgentLimiter,
 }
 
@@ -316,7 +315,6 @@ impl Callout {
         Arc::new(Self {
             authority,
             cfg,
-            seen: quick_cache::sync::Cache::new(100_000),
             limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(per)),
         })
     }
@@ -342,12 +340,15 @@ impl Callout {
         if self.limiter.len() > 100_000 {
             self.limiter.retain_recent();
         }
-        // single use: a jti is remembered at least as long as its proof is valid (a hit
-        // whose exp has passed cannot be a replay of a still-valid proof: verify refused it)
-        if self.seen.get(&p.proof_jti).is_some() {
-            return Err(Refusal::ProofReplayed);
-        }
-        self.seen.insert(p.proof_jti.clone(), p.proof_exp);
+        // single use, across restarts and replicas of the ACA (finding 15): the jti is spent
+        // in the bucket of spent proofs, which outlives every proof it holds
+        a.proofs
+            .spend(crate::proofs::Purpose::Nats, &p.proof_jti)
+            .await
+            .map_err(|e| match e {
+                crate::proofs::SpendError::Replayed => Refusal::ProofReplayed,
+                e => Refusal::Unavailable(e.to_string()),
+            })?;
 
         // the credential, as of the log's tail: a revocation appended before this connect
         // is seen even if the projection had not applied it yet

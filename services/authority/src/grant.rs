@@ -7,12 +7,9 @@
 //! revocation. The same two grants serve a credential (`POST .../credentials`) and a nonce
 //! (`POST .../attestation-nonce`; review 2026-12, finding 12).
 
-use std::time::Duration as StdDuration;
-
 use accord_events::{
     Actor, AgentId, AggregateId, AuthMethod, CallerType, CredentialSerial, SpiffeId, Timestamp,
 };
-use quick_cache::sync::GuardResult;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -35,8 +32,8 @@ pub(crate) struct WorkloadProof {
     pub wit_jti: Option<String>,
     /// The proof's claims (what binds it to its request, e.g. `csr`).
     pub claims: Map<String, Value>,
+    purpose: crate::proofs::Purpose,
     jti: String,
-    exp: i64,
 }
 
 fn now_unix() -> i64 {
@@ -87,6 +84,7 @@ impl Authority {
         wpt: &str,
         spiffe_id: &SpiffeId,
         audience: &str,
+        purpose: crate::proofs::Purpose,
         now: i64,
     ) -> Result<WorkloadProof, IssueError> {
         let w = jws::verify(wit, TYP_WIT, &self.token_key, now)
@@ -127,35 +125,32 @@ impl Authority {
             .filter(|j| (16..=128).contains(&j.len()))
             .ok_or_else(|| unauthorized("workload proof token has no jti"))?
             .to_owned();
-        // the cache drops expired entries on its own only when full: a hit whose exp has
-        // passed cannot be a replay of a still-valid proof anyway (verify refused it above)
-        if self.seen_proofs.get(&jti).is_some() {
+        // a replay this process saw is refused before anything else is read; the durable
+        // decision is the spend (`spend_proof`), once the request is granted
+        if self.proofs.spent_here(purpose, &jti) {
             return Err(unauthorized("workload proof token replayed"));
         }
         Ok(WorkloadProof {
+            purpose,
             serial,
             wit_jti: ws("jti").map(str::to_owned),
             claims: p.claims,
             jti,
-            exp,
         })
     }
 
-    /// Remembers a granted proof's `jti` while it is valid: of two requests with one proof,
-    /// exactly one gets here first.
-    pub(crate) fn spend_proof(&self, p: &WorkloadProof) -> Result<(), IssueError> {
-        match self
-            .seen_proofs
-            .get_value_or_guard(&p.jti, Some(StdDuration::ZERO))
-        {
-            GuardResult::Guard(g) => {
-                let _ = g.insert(p.exp);
-                Ok(())
-            }
-            GuardResult::Value(_) | GuardResult::Timeout => {
-                Err(unauthorized("workload proof token replayed"))
-            }
-        }
+    /// Spends a granted proof's `jti` (in the ACA's bucket of spent proofs, across restarts and
+    /// replicas): of two requests with one proof, exactly one gets past here.
+    pub(crate) async fn spend_proof(&self, p: &WorkloadProof) -> Result<(), IssueError> {
+        self.proofs
+            .spend(p.purpose, &p.jti)
+            .await
+            .map_err(|e| match e {
+                crate::proofs::SpendError::Replayed => {
+                    unauthorized("workload proof token replayed")
+                }
+                e => IssueError::Unavailable(e.to_string()),
+            })
     }
 
     /// Checks what entitles the caller to a credential for `spiffe_id`: authentication first
@@ -167,7 +162,7 @@ impl Authority {
         presented: &Presented,
         csr: &CheckedCsr,
         agent_id: &AgentId,
-    ) -> Result<(Grant, Actor), IssueError> {
+    ) -> Result<(Grant, Actor, Option<WorkloadProof>), IssueError> {
         let now = now_unix();
         let actor = |method| Actor {
             subject: spiffe_id.to_string(),
@@ -180,11 +175,18 @@ impl Authority {
                 if agent.enrolled {
                     return Err(IssueError::Agent(AgentError::AlreadyEnrolled));
                 }
-                Ok((Grant::Enrollment, actor(AuthMethod::PreSharedSecret)))
+                Ok((Grant::Enrollment, actor(AuthMethod::PreSharedSecret), None))
             }
             Presented::Workload { wit, wpt } => {
                 let audience = self.cfg.credentials_url(agent_id);
-                let p = self.verify_workload(wit, wpt, spiffe_id, &audience, now)?;
+                let p = self.verify_workload(
+                    wit,
+                    wpt,
+                    spiffe_id,
+                    &audience,
+                    crate::proofs::Purpose::Renewal,
+                    now,
+                )?;
                 // a proof for this request only: the new key is vouched for by the old one
                 if p.claims.get("csr").and_then(Value::as_str)
                     != Some(jws::hash_b64(&csr.der).as_str())
@@ -195,13 +197,14 @@ impl Authority {
                 }
                 // authenticated: now whether that credential may be renewed (once, while live)
                 self.check_credential(agent, &p)?;
-                self.spend_proof(&p)?;
                 Ok((
                     Grant::Renewal {
-                        previous: p.serial,
+                        previous: p.serial.clone(),
                         rotation_grace: self.cfg.rotation_grace,
                     },
                     actor(AuthMethod::JwtAssertion),
+                    // the caller spends it once the grant stands
+                    Some(p),
                 ))
             }
         }
@@ -240,7 +243,14 @@ impl Authority {
             }
             Presented::Workload { wit, wpt } => {
                 let audience = self.nonce_url(agent_id, purpose);
-                Some(self.verify_workload(wit, wpt, &spiffe_id, &audience, now)?)
+                Some(self.verify_workload(
+                    wit,
+                    wpt,
+                    &spiffe_id,
+                    &audience,
+                    crate::proofs::Purpose::Nonce,
+                    now,
+                )?)
             }
         };
         // 2. what the agent's history allows (a refusal is final on a history just read)
@@ -260,7 +270,7 @@ impl Authority {
             }
         }
         if let Some(p) = &proof {
-            self.spend_proof(p)?;
+            self.spend_proof(p).await?;
         }
         // 3. the nonce, within the agent's allowance
         let (nonce, expires_at) =

@@ -155,7 +155,7 @@ pub struct Authority {
     pub(crate) nonces: crate::evidence::nonce::Nonces,
     pub(crate) crl: tokio::sync::watch::Sender<Option<crate::crl::CrlState>>,
     /// `jti`s of proof tokens already used, until they expire.
-    pub(crate) seen_proofs: quick_cache::sync::Cache<String, i64>,
+    pub(crate) proofs: crate::proofs::SpentProofs,
 }
 
 impl std::fmt::Debug for Authority {
@@ -198,6 +198,9 @@ impl Authority {
         let nonces = crate::evidence::nonce::Nonces::open(store.jetstream(), nonce_ttl)
             .await
             .map_err(|e| IssueError::Unavailable(e.to_string()))?;
+        let proofs = crate::proofs::SpentProofs::open(store.jetstream())
+            .await
+            .map_err(|e| IssueError::Unavailable(e.to_string()))?;
         let trust_exec = Executor::<crate::trust::Material>::new(store.clone(), ())
             .map_err(|e| IssueError::Unavailable(e.to_string()))?;
         let exec = Executor::<Agent>::new(store, ())
@@ -216,7 +219,7 @@ impl Authority {
             trust_cache: Default::default(),
             nonces,
             crl: tokio::sync::watch::channel(None).0,
-            seen_proofs: quick_cache::sync::Cache::new(100_000),
+            proofs,
         }))
     }
 
@@ -309,15 +312,15 @@ impl Authority {
         let id = aggregate_id(agent_id);
         let unavailable = |e: accord_store::StoreError| IssueError::Unavailable(e.to_string());
         let (mut ctx, mut fresh) = store.load_context_cached(&id).await.map_err(unavailable)?;
-        let (provisioned, grant, actor) = loop {
+        let (provisioned, grant, actor, proof) = loop {
             let granted = ctx
                 .aggregate
                 .provisioned()
                 .map_err(|_| IssueError::UnknownAgent)
                 .and_then(|p| {
-                    let (grant, actor) =
+                    let (grant, actor, proof) =
                         self.check_grant(&ctx.aggregate, &p.spiffe_id, &presented, &csr, agent_id)?;
-                    Ok((p.clone(), grant, actor))
+                    Ok((p.clone(), grant, actor, proof))
                 });
             match granted {
                 Ok(g) => break g,
@@ -328,6 +331,10 @@ impl Authority {
                 Err(e) => return Err(e),
             }
         };
+        // a renewal's proof is single use: spent once the grant stands (finding 15)
+        if let Some(p) = &proof {
+            self.spend_proof(p).await?;
+        }
 
         // 3. the issuance policy (default deny): which checks this domain requires, which
         //    capabilities the credential may carry, how long it may live

@@ -21,6 +21,7 @@ pub mod jws;
 pub mod lifecycle;
 pub mod pkcs11;
 pub mod profile;
+pub mod proofs;
 pub mod signer;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testkit;
