@@ -641,8 +641,8 @@ fn validate(c: &Config) -> Result<(), String> {
         if !(60..=30 * 24 * 3600).contains(&a.enrollment_ttl_secs) {
             return Err("authority.enrollment_ttl_secs must be 60..=2592000".into());
         }
-        if !(600..=30 * 24 * 3600).contains(&a.crl_validity_secs) {
-            return Err("authority.crl_validity_secs must be 600..=2592000".into());
+        if !(60..=30 * 24 * 3600).contains(&a.crl_validity_secs) {
+            return Err("authority.crl_validity_secs must be 60..=2592000".into());
         }
         if a.rate_limit_per_minute == 0 {
             return Err("authority.rate_limit_per_minute must be positive".into());

@@ -212,6 +212,12 @@ pub(crate) async fn apply_events<R: Rows + OverlayAccess>(
         if e.stream_seq <= last {
             continue;
         }
+        if crate::fault::stalled(projection.name(), e.stream_seq) {
+            return Err(ProjectionError::Storage(format!(
+                "fault injection: stalled at sequence {}",
+                e.stream_seq
+            )));
+        }
         rows.overlay().seq = e.stream_seq;
         match &e.envelope.traceparent {
             // the trace of the request that wrote the event continues here
