@@ -188,7 +188,7 @@ fn unavailable(e: &dyn std::fmt::Display) -> Problem {
 
 async fn projections(State(rt): Rt) -> Json<serde_json::Value> {
     let last = rt.store.last_sequence().await.unwrap_or(0);
-    Json(json!({
+    let mut out = json!({
         "log_last_seq": last,
         // entries of the log that are not authentic events of the domain, skipped by every
         // reader of this process (finding 1), with the readers that met them
@@ -200,7 +200,28 @@ async fn projections(State(rt): Rt) -> Json<serde_json::Value> {
             if let Some(o) = v.as_object_mut() { o.insert("lag".into(), lag.into()); }
             v
         }).collect::<Vec<_>>(),
-    }))
+    });
+    // the CRL is built from the credentials projection: whether it is held stale
+    if let Some(c) = rt.authority.as_ref().and_then(|a| a.crl_state())
+        && let Some(o) = out.as_object_mut()
+    {
+        let t = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        o.insert(
+            "crl".into(),
+            json!({
+                "number": c.crl.seq,
+                "covers_seq": c.covers_seq,
+                "this_update": t(c.crl.this_update),
+                "next_update": t(c.crl.next_update),
+                "stale": c.stale_since.is_some(),
+                "stale_since": c.stale_since.map(t),
+            }),
+        );
+    }
+    Json(out)
 }
 
 fn find<'a>(

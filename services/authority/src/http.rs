@@ -13,7 +13,7 @@
 //! | `POST /v1/revocations` | admin token | revoke an agent's credentials or one credential |
 //! | `GET /v1/ca` | anyone | the CA chain, PEM |
 //! | `GET /v1/jwks`, `/.well-known/jwks.json` | anyone | the token-signing key |
-//! | `GET /v1/crl` | anyone | the CRL, DER (`?min_seq=N&wait_ms=W`) |
+//! | `GET /v1/crl` | anyone | the CRL, DER (`?min_seq=N&wait_ms=W`; 503 `crl-stale` when held, see `crl.rs`) |
 //! | `GET /v1/revocations/stream` | anyone | revocations as server-sent events (`feed.rs`) |
 
 use std::sync::Arc;
@@ -270,6 +270,17 @@ async fn crl(
     })?;
     let wait = Duration::from_millis(q.wait_ms.min(30_000));
     match s.authority.crl(q.min_seq, wait).await {
+        // held while the credentials projection is stuck: it will not get there
+        Some(c) if c.covers_seq < q.min_seq => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "crl-stale",
+            "The CRL is stale",
+            format!(
+                "the revocation read model is stuck at sequence {}; the CRL is not signed again until it recovers",
+                c.covers_seq
+            ),
+        )
+        .with("covers_seq", c.covers_seq)),
         Some(c) => {
             let mut r = (
                 [(header::CONTENT_TYPE, "application/pkix-crl")],
@@ -278,6 +289,13 @@ async fn crl(
                 .into_response();
             if let Ok(v) = HeaderValue::from_str(&c.covers_seq.to_string()) {
                 r.headers_mut().insert("accord-applied-seq", v);
+            }
+            // a relying party (or a monitor) can tell that no fresher CRL is coming
+            if let Some(since) = c.stale_since
+                && let Ok(t) = since.format(&time::format_description::well_known::Rfc3339)
+                && let Ok(v) = HeaderValue::from_str(&t)
+            {
+                r.headers_mut().insert("accord-crl-stale", v);
             }
             Ok(r)
         }
