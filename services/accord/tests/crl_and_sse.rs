@@ -1,6 +1,7 @@
 //! What the ACA publishes about revocations, against a running `accord dev` (security review
-//! 2026-12, finding 10): the CRL is not signed again while the `credentials` projection is
-//! stuck, and says so.
+//! 2026-12, findings 10 and 13): the CRL is not signed again while the `credentials`
+//! projection is stuck, and says so; each server-sent revocation carries the signed event a
+//! client verifies with the domain's pinned key; one client holds at most four streams.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,13 +9,18 @@
 mod curl;
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use curl::curl;
 use serde_json::Value;
 use support::*;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
 
 /// The `thisUpdate` of a DER CRL, as `openssl crl` prints it.
 fn this_update(work: &Path, der: &[u8]) -> String {
@@ -108,4 +114,128 @@ async fn a_stuck_credentials_projection_lets_the_crl_age_instead_of_being_signed
         metrics.lines().any(|l| l == "accord_crl_stale 1"),
         "{metrics}"
     );
+}
+
+/// Finding 13: every server-sent revocation carries the exact stored bytes of its
+/// `CredentialRevoked` event, which an independent Python verifier checks with the domain's
+/// event-signing key; a fifth concurrent stream from one address is a 429 problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_revocations_carry_the_signed_event_and_a_client_holds_at_most_four_streams() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("domain");
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let dev = Dev::start(&dir, &[], &[]);
+    dev.wait_ready(Duration::from_secs(60)).await;
+    let events = store(&dir, None).await;
+    let agent = accord_events::AgentId::new_v7();
+    let stored = events
+        .append(
+            accord_events::AggregateKind::Agent,
+            &accord_events::AggregateId::parse(&agent.to_string()).unwrap(),
+            accord_store::Version::EMPTY,
+            &meta(),
+            vec![accord_events::Event::CredentialRevoked(
+                accord_events::catalogue::CredentialRevoked {
+                    serials: vec![
+                        accord_events::CredentialSerial::parse("0a1b2c3d4e5f60718293a4b5c6d7e8f9")
+                            .unwrap(),
+                    ],
+                    reason: accord_events::catalogue::RevocationReason::KeyCompromise,
+                    revoked_at: accord_events::Timestamp::now(),
+                    triggered_by: None,
+                },
+            )],
+        )
+        .await
+        .unwrap();
+    let seq = stored.version.stream_seq;
+
+    let ca = dir.join("tls/ca.pem");
+    let url = format!("{}/v1/revocations/stream", dev.http());
+    let g = curl(&ca, &work, &["-N", "--max-time", "3", &url]);
+    assert_eq!(g.status, 200);
+    let text = String::from_utf8(g.body).unwrap();
+    let data: Value = serde_json::from_str(
+        text.lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap_or_else(|| panic!("no event: {text}")),
+    )
+    .unwrap();
+    assert_eq!(data["seq"], seq);
+    assert_eq!(data["agent_id"], agent.to_string());
+    let signed = base64::engine::general_purpose::STANDARD
+        .decode(data["signed"].as_str().unwrap_or_else(|| panic!("{data}")))
+        .unwrap();
+    let event: Value = serde_json::from_slice(&signed).unwrap();
+    assert_eq!(event["event"]["type"], "CredentialRevoked");
+    assert_eq!(event["event"]["aggregate"]["id"], agent.to_string());
+    assert_eq!(event["event"]["data"]["serials"], data["serials"]);
+    assert!(
+        data["subject"]
+            .as_str()
+            .unwrap()
+            .ends_with(".CredentialRevoked")
+    );
+
+    // verified by code that shares nothing with Accord, with the key the domain pins
+    let (_, domain) = dev.get("/v1/domain").await;
+    let key = domain["event_signing_keys"][0]["public_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let check = |bytes: &[u8]| {
+        let f = work.join("revocation.json");
+        std::fs::write(&f, bytes).unwrap();
+        accord_testkit::python()
+            .arg(root().join("tests/python/check_events.py"))
+            .args(["--key", &key])
+            .arg(&f)
+            .output()
+            .unwrap()
+    };
+    let ok = check(&signed);
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let tampered = String::from_utf8(signed.clone())
+        .unwrap()
+        .replace("keyCompromise", "superseded");
+    assert_ne!(tampered.as_bytes(), signed.as_slice());
+    assert_eq!(check(tampered.as_bytes()).status.code(), Some(1));
+
+    // four streams per client address, then a 429 problem; the global cap stays
+    let client = dev.client();
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let r = client.get(&url).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        open.push(r);
+    }
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(
+        p["type"],
+        "https://accord.dev/problems/too-many-streams-per-client"
+    );
+    // a stream that ends gives its place back
+    open.pop();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let r = client.get(&url).send().await.unwrap();
+        if r.status().as_u16() == 200 {
+            break;
+        }
+        assert_eq!(r.status().as_u16(), 429);
+        assert!(
+            Instant::now() < deadline,
+            "the closed stream kept its place"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -83,7 +83,10 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             rate_limit,
         ));
-    let feed = crate::feed::router(crate::feed::FeedState::new(state.authority.clone()));
+    let feed = crate::feed::router(crate::feed::FeedState::new(
+        state.authority.clone(),
+        state.limit.clone(),
+    ));
     Router::new()
         .merge(limited)
         .route("/v1/ca", get(ca))
