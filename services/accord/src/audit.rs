@@ -74,7 +74,12 @@ pub fn command(cmd: AuditCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn get_json(t: &HttpTarget, path: &str) -> anyhow::Result<serde_json::Value> {
-    let r = t.client.get(format!("{}{path}", t.url)).send().await?;
+    let mut req = t.client.get(format!("{}{path}", t.url));
+    // the live digests need the admin or the read token
+    if let Some(tok) = &t.token {
+        req = req.bearer_auth(tok);
+    }
+    let r = req.send().await?;
     let status = r.status();
     let body: serde_json::Value = r.json().await.unwrap_or_default();
     if !status.is_success() {

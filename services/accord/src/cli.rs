@@ -483,7 +483,7 @@ pub struct HttpArgs {
     /// CA certificate of the endpoint (PEM).
     #[arg(long)]
     pub ca: Option<PathBuf>,
-    /// File holding the admin token.
+    /// File holding the admin token (or, for commands that only read, the read token).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
 }

@@ -55,6 +55,13 @@ pub enum ConfigError {
         file: PathBuf,
         mode: u32,
     },
+    /// A bearer token too weak to resist online guessing (`accord_web::check_token_strength`).
+    #[error("{path}: {name}: the token {weakness}; make one with `openssl rand -base64 32`")]
+    WeakToken {
+        path: PathBuf,
+        name: &'static str,
+        weakness: accord_web::WeakToken,
+    },
 }
 
 /// What [`ConfigError::Insecure`] refused.
@@ -364,9 +371,22 @@ pub struct HttpSection {
     pub tls_cert: Option<PathBuf>,
     #[serde(default)]
     pub tls_key: Option<SecretRef>,
-    /// Bearer token for the admin endpoints (projection rebuilds).
+    /// Bearer token for the admin endpoints (publishing policies, decisions, rebuilds, the
+    /// ACA's provisioning, revocation, trust and lifecycle routes); also reads the read models.
+    /// A file of at least 32 characters, read on every request.
     #[serde(default)]
     pub admin_token: Option<SecretRef>,
+    /// Bearer token that only reads the read models (`/v1/projections/{name}/tables/{table}`
+    /// and `/digest`), for auditors. Same rules as `admin_token`.
+    #[serde(default)]
+    pub read_token: Option<SecretRef>,
+    /// Requests per minute per client address on the read-model and domain admin routes.
+    #[serde(default = "default_http_rate")]
+    pub rate_limit_per_minute: u32,
+}
+
+fn default_http_rate() -> u32 {
+    600
 }
 
 fn default_listen() -> SocketAddr {
@@ -380,6 +400,8 @@ impl Default for HttpSection {
             tls_cert: None,
             tls_key: None,
             admin_token: None,
+            read_token: None,
+            rate_limit_per_minute: default_http_rate(),
         }
     }
 }
@@ -572,6 +594,18 @@ pub fn load_for(
     validate(&config).map_err(invalid)?;
     checks::transport(&config, profile, path)?;
     checks::secret_files(&config, path)?;
+    for (name, token) in [
+        ("http.admin_token", &config.http.admin_token),
+        ("http.read_token", &config.http.read_token),
+    ] {
+        let Some(r) = token else { continue };
+        let raw = r.read().map_err(|e| invalid(format!("{name}: {e}")))?;
+        accord_web::check_token_strength(&raw).map_err(|weakness| ConfigError::WeakToken {
+            path: path.to_owned(),
+            name,
+            weakness,
+        })?;
+    }
     Ok(config)
 }
 
@@ -641,8 +675,8 @@ fn validate(c: &Config) -> Result<(), String> {
         if !(60..=30 * 24 * 3600).contains(&a.enrollment_ttl_secs) {
             return Err("authority.enrollment_ttl_secs must be 60..=2592000".into());
         }
-        if !(600..=30 * 24 * 3600).contains(&a.crl_validity_secs) {
-            return Err("authority.crl_validity_secs must be 600..=2592000".into());
+        if !(60..=30 * 24 * 3600).contains(&a.crl_validity_secs) {
+            return Err("authority.crl_validity_secs must be 60..=2592000".into());
         }
         if a.rate_limit_per_minute == 0 {
             return Err("authority.rate_limit_per_minute must be positive".into());
@@ -675,6 +709,9 @@ fn validate(c: &Config) -> Result<(), String> {
     }
     if c.http.tls_cert.is_some() != c.http.tls_key.is_some() {
         return Err("http.tls_cert and http.tls_key go together".into());
+    }
+    if c.http.rate_limit_per_minute == 0 {
+        return Err("http.rate_limit_per_minute must be at least 1".into());
     }
     for (name, r) in [
         ("keys.event_signing", &c.keys.event_signing),

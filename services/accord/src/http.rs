@@ -1,39 +1,64 @@
 //! The HTTP endpoint of a domain: health, readiness, metrics, projection status, state digests
 //! and rebuilds. Every error is an RFC 9457 problem document; nothing internal leaks.
+//!
+//! Read models (`/v1/projections/{name}/tables/{table}`, `/digest`) need the admin token or
+//! the read token; policy publication, decisions and rebuilds need the admin token. Both
+//! groups are rate-limited per client (`http.rate_limit_per_minute`), and the token is
+//! checked by a middleware before any handler reads the body. Token files are read on every
+//! request (`accord_web::TokenFile`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::config::{Config, SecretRef};
 use crate::runtime::Runtime;
 
 /// Largest request body any endpoint reads.
 pub const MAX_BODY: usize = 64 * 1024;
 /// Longest a query may wait for "at least sequence N".
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
+/// Most rows of a table one request reads.
+pub const MAX_PAGE: usize = 1000;
 
 pub use accord_web::Problem;
 
+mod read;
+
 type Rt = State<Arc<Runtime>>;
+
+/// A token file of the config (a `pkcs11:` reference, which validation refuses, or none:
+/// a token that matches nothing).
+fn token_file(r: &Option<SecretRef>) -> accord_web::TokenFile {
+    accord_web::TokenFile::new(match r {
+        Some(SecretRef::File(p)) => Some(p.clone()),
+        _ => None,
+    })
+}
+
+/// The admin token.
+fn admin_tokens(config: &Config) -> accord_web::Tokens {
+    accord_web::Tokens::new([token_file(&config.http.admin_token)])
+}
+
+/// What reads the read models: the admin token or the read token.
+fn reader_tokens(config: &Config) -> accord_web::Tokens {
+    accord_web::Tokens::new([
+        token_file(&config.http.admin_token),
+        token_file(&config.http.read_token),
+    ])
+}
 
 pub fn router(rt: Arc<Runtime>) -> Router {
     let aca = rt.authority.clone().map(|authority| {
-        let admin_token = rt
-            .config
-            .http
-            .admin_token
-            .as_ref()
-            .and_then(|r| r.read().ok())
-            .map(|b| String::from_utf8_lossy(&b).trim().as_bytes().to_vec())
-            // without a configured admin token nothing matches it
-            .unwrap_or_default();
         let limit = rt
             .config
             .authority
@@ -41,10 +66,36 @@ pub fn router(rt: Arc<Runtime>) -> Router {
             .map_or(600, |a| a.rate_limit_per_minute);
         accord_authority::http::router(accord_authority::http::ApiState {
             authority,
-            admin_token: Arc::new(admin_token),
+            admin_token: admin_tokens(&rt.config),
             limit: accord_web::RateLimit::per_minute(limit),
         })
     });
+    let limit = accord_web::RateLimit::per_minute(rt.config.http.rate_limit_per_minute);
+    // the token is checked before a handler reads anything (its extractors run after the
+    // route layers); the rate limit comes first, so that guesses count
+    let read = Router::new()
+        .route("/v1/projections/{name}/digest", get(read::digest))
+        .route("/v1/projections/{name}/tables/{table}", get(read::table))
+        .route_layer(from_fn_with_state(
+            (rt.clone(), reader_tokens(&rt.config)),
+            authorized,
+        ))
+        .route_layer(from_fn_with_state(limit.clone(), accord_web::rate_limit));
+    let admin = Router::new()
+        .route("/v1/projections/{name}/rebuild", post(rebuild))
+        .route(
+            "/v1/policies/{bundle}",
+            // a bundle may be up to MAX_BUNDLE_BYTES of JSON-escaped files, plus its framing
+            post(publish_policy).layer(DefaultBodyLimit::max(
+                accord_policy::bundle::MAX_BUNDLE_BYTES + 64 * 1024,
+            )),
+        )
+        .route("/v1/decide/{policy}", post(decide))
+        .route_layer(from_fn_with_state(
+            (rt.clone(), admin_tokens(&rt.config)),
+            authorized,
+        ))
+        .route_layer(from_fn_with_state(limit, accord_web::rate_limit));
     let audit = accord_audit::http::router(accord_audit::http::AuditApi {
         log: rt.audit.clone(),
         limit: accord_web::RateLimit::per_minute(rt.config.audit.rate_limit_per_minute),
@@ -56,18 +107,9 @@ pub fn router(rt: Arc<Runtime>) -> Router {
         .route("/v1/domain", get(domain))
         .route("/v1/projections", get(projections))
         .route("/v1/projections/{name}", get(projection))
-        .route("/v1/projections/{name}/digest", get(digest))
-        .route("/v1/projections/{name}/tables/{table}", get(table))
-        .route("/v1/projections/{name}/rebuild", post(rebuild))
         .route("/v1/policies", get(policies))
-        .route(
-            "/v1/policies/{bundle}",
-            // a bundle may be up to MAX_BUNDLE_BYTES of JSON-escaped files, plus its framing
-            post(publish_policy).layer(DefaultBodyLimit::max(
-                accord_policy::bundle::MAX_BUNDLE_BYTES + 64 * 1024,
-            )),
-        )
-        .route("/v1/decide/{policy}", post(decide))
+        .merge(read)
+        .merge(admin)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(rt);
     let domain = domain.merge(audit);
@@ -188,7 +230,7 @@ fn unavailable(e: &dyn std::fmt::Display) -> Problem {
 
 async fn projections(State(rt): Rt) -> Json<serde_json::Value> {
     let last = rt.store.last_sequence().await.unwrap_or(0);
-    Json(json!({
+    let mut out = json!({
         "log_last_seq": last,
         // entries of the log that are not authentic events of the domain, skipped by every
         // reader of this process (finding 1), with the readers that met them
@@ -200,7 +242,28 @@ async fn projections(State(rt): Rt) -> Json<serde_json::Value> {
             if let Some(o) = v.as_object_mut() { o.insert("lag".into(), lag.into()); }
             v
         }).collect::<Vec<_>>(),
-    }))
+    });
+    // the CRL is built from the credentials projection: whether it is held stale
+    if let Some(c) = rt.authority.as_ref().and_then(|a| a.crl_state())
+        && let Some(o) = out.as_object_mut()
+    {
+        let t = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        o.insert(
+            "crl".into(),
+            json!({
+                "number": c.crl.seq,
+                "covers_seq": c.covers_seq,
+                "this_update": t(c.crl.this_update),
+                "next_update": t(c.crl.next_update),
+                "stale": c.stale_since.is_some(),
+                "stale_since": c.stale_since.map(t),
+            }),
+        );
+    }
+    Json(out)
 }
 
 fn find<'a>(
@@ -225,151 +288,23 @@ async fn projection(
     Ok(Json(serde_json::to_value(h.progress()).unwrap_or_default()))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct MinSeq {
-    /// Answer only once the projection applied at least this sequence.
-    min_seq: Option<u64>,
-    /// How long to wait for it, milliseconds (default 2,000, at most 30,000).
-    wait_ms: Option<u64>,
-}
-
-/// A well-formed query, or a 400 `bad-query` problem.
-fn query<T>(
-    rt: &Runtime,
-    q: Result<Query<T>, axum::extract::rejection::QueryRejection>,
-) -> Result<Query<T>, Problem> {
-    q.map_err(|e| {
-        rt.metrics.reject("http", "bad-query");
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "bad-query",
-            "Malformed query",
-            e.body_text(),
-        )
-    })
-}
-
-/// Waits (at most `wait_ms`, default 2 s, capped at [`MAX_WAIT`]) for the projection to
-/// reach `min_seq`; a 409 `not-yet` problem when it does not.
-async fn reach(
-    h: &accord_store::projection::runner::ProjectionHandle,
-    min_seq: Option<u64>,
-    wait_ms: Option<u64>,
-) -> Result<(), Problem> {
-    let Some(seq) = min_seq else { return Ok(()) };
-    let wait = Duration::from_millis(wait_ms.unwrap_or(2000)).min(MAX_WAIT);
-    h.wait_for(seq, wait).await.map_err(|e| {
-        Problem::new(
-            StatusCode::CONFLICT,
-            "not-yet",
-            "The projection has not reached that sequence",
-            e.to_string(),
-        )
-    })?;
-    Ok(())
-}
-
-/// A digest of the projection's whole state: equal digests, equal read models.
-async fn digest(
-    State(rt): Rt,
-    Path(name): Path<String>,
-    q: Result<Query<MinSeq>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, Problem> {
-    let Query(q) = query(&rt, q)?;
-    let h = find(&rt, &name)?;
-    reach(h, q.min_seq, q.wait_ms).await?;
-    let p = h.progress();
-    let dump = h
-        .store()
-        .dump(&name, p.generation)
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let digest =
-        accord_store::projection::dump_digest(&dump).map_err(|e| internal(&e.to_string()))?;
-    let applied = h
-        .store()
-        .checkpoint(&name, p.generation)
-        .await
-        .map_err(|e| unavailable(&e))?;
-    Ok(Json(json!({
-        "projection": name,
-        "generation": p.generation,
-        "applied": applied,
-        "rows": dump.len(),
-        "digest": digest.to_string(),
-    })))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Page {
-    /// Rows with keys after this one.
-    after: Option<String>,
-    /// At most this many rows (default and maximum 1,000).
-    limit: Option<usize>,
-    min_seq: Option<u64>,
-    wait_ms: Option<u64>,
-}
-
-/// Rows of a table of the active generation, by key, a page at a time.
-async fn table(
-    State(rt): Rt,
-    Path((name, table)): Path<(String, String)>,
-    q: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, Problem> {
-    let Query(q) = query(&rt, q)?;
-    let h = find(&rt, &name)?;
-    reach(h, q.min_seq, q.wait_ms).await?;
-    let applied = h.progress().applied;
-    let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
-    let rows = h
-        .store()
-        .scan(&name, &table)
-        .await
-        .map_err(|e| unavailable(&e))?;
-    let page: Vec<serde_json::Value> = rows
-        .into_iter()
-        .filter(|(k, _)| q.after.as_ref().is_none_or(|a| k > a))
-        .take(limit)
-        .map(|(k, v)| json!({"key": k, "value": v}))
-        .collect();
-    Ok(Json(
-        json!({"projection": name, "table": table, "applied": applied, "rows": page}),
-    ))
-}
-
-/// Checks the admin bearer token (constant-time).
-fn require_admin(rt: &Runtime, headers: &HeaderMap) -> Result<(), Problem> {
-    let expected = rt
-        .config
-        .http
-        .admin_token
-        .as_ref()
-        .and_then(|r| r.read().ok())
-        .map(|b: Vec<u8>| String::from_utf8_lossy(&b).trim().as_bytes().to_vec());
-    let authorized = match (accord_web::bearer(headers), &expected) {
-        (Some(t), Some(e)) => !e.is_empty() && accord_web::secret_eq(t.as_bytes(), e),
-        _ => false,
-    };
-    if authorized {
-        return Ok(());
+/// Middleware: the request goes on only with one of the tokens (read from their files now);
+/// a refusal is counted and is a 401 problem.
+async fn authorized(
+    State((rt, tokens)): State<(Arc<Runtime>, accord_web::Tokens)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match tokens.authorize(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(p) => {
+            rt.metrics.reject("http", "unauthorized");
+            p.into_response()
+        }
     }
-    rt.metrics.reject("http", "unauthorized");
-    Err(Problem::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
-        "Admin token required",
-        "send Authorization: Bearer <the domain's admin token>",
-    ))
 }
 
-async fn rebuild(
-    State(rt): Rt,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
-    require_admin(&rt, &headers)?;
+async fn rebuild(State(rt): Rt, Path(name): Path<String>) -> Result<Response, Problem> {
     let h = find(&rt, &name)?.clone();
     if h.progress().rebuilding.is_some() {
         return Err(Problem::new(
@@ -428,10 +363,8 @@ fn json_body<T: serde::de::DeserializeOwned>(
 async fn publish_policy(
     State(rt): Rt,
     Path(bundle): Path<String>,
-    headers: HeaderMap,
     body: Result<Json<PublishRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    require_admin(&rt, &headers)?;
     let req = json_body(&rt, body)?;
     let refused = |detail: String| {
         rt.metrics.reject("http", "bundle-refused");
@@ -461,10 +394,8 @@ async fn publish_policy(
 async fn decide(
     State(rt): Rt,
     Path(policy): Path<String>,
-    headers: HeaderMap,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, Problem> {
-    require_admin(&rt, &headers)?;
     let input = json_body(&rt, body)?;
     match rt.pdp.decide(&policy, &input).await {
         Ok(d) => Ok(Json(serde_json::to_value(&d).unwrap_or_default())),

@@ -280,6 +280,7 @@ impl Runtime {
         let store = self.store.clone();
         let handles = self.projections.clone();
         let audit = self.audit.clone();
+        let authority = self.authority.clone();
         let m = self.metrics.clone();
         let mut stop = self.shutdown.subscribe();
         tokio::spawn(async move {
@@ -326,6 +327,10 @@ impl Runtime {
                     .uncovered
                     .set(a.tree_size.saturating_sub(checkpointed));
                 m.audit.refused_checkpoints.set(a.refused_checkpoints);
+                if let Some(c) = authority.as_ref().and_then(|a| a.crl_state()) {
+                    m.crl_stale.set(i64::from(c.stale_since.is_some()));
+                    m.crl_next_update.set(c.crl.next_update.unix_timestamp());
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = stop.changed() => return,

@@ -52,6 +52,11 @@ pub struct Metrics {
     pub log_foreign: Family<ReaderLabel, Gauge<u64, AtomicU64>>,
     pub rejected: Family<RejectedLabel, Counter>,
     pub audit: AuditMetrics,
+    /// 1 while the CRL is held because the `credentials` projection is stuck (it is not
+    /// signed again and will expire; `accord_authority::crl`).
+    pub crl_stale: Gauge,
+    /// Unix time of the current CRL's `nextUpdate`.
+    pub crl_next_update: Gauge,
 }
 
 /// Where the audit log stands (issue 7): how far its tree trails the log, and how much of the
@@ -140,6 +145,16 @@ impl Metrics {
         for (name, help, g) in self.audit.all() {
             r.register(format!("audit_{name}"), help, g.clone());
         }
+        r.register(
+            "crl_stale",
+            "1 while the CRL is held (not signed again) because the credentials projection is stuck",
+            self.crl_stale.clone(),
+        );
+        r.register(
+            "crl_next_update_seconds",
+            "Unix time of the current CRL's nextUpdate",
+            self.crl_next_update.clone(),
+        );
         r.register(
             "rejected_inputs",
             "Inputs refused at an edge, by surface and reason",
@@ -270,6 +285,11 @@ fn mirror_metrics(meter: &opentelemetry_sdk::metrics::SdkMeterProvider, m: Arc<M
             .with_callback(move |o| o.observe(g.get(), &[]))
             .build();
     }
+    let crl = m.clone();
+    meter
+        .i64_observable_gauge("accord.crl.stale")
+        .with_callback(move |o| o.observe(crl.crl_stale.get(), &[]))
+        .build();
     let proj = m.clone();
     let snapshot = move || -> Vec<(String, u64, u64)> {
         let names: Vec<String> = PROJECTIONS.lock().map(|p| p.clone()).unwrap_or_default();

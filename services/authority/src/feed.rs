@@ -4,19 +4,26 @@
 //!
 //! `GET /v1/revocations/stream` (public, as the CRL is: revocations are public information):
 //! the cursor is the `Last-Event-ID` header or `?from=` (the last sequence seen; 0 or none = from
-//! the start); each event is `id: <seq>`, `event: revocation`, `data: <Revocation as JSON>`;
-//! a keep-alive comment every 15 s; at most [`MAX_STREAMS`] streams at once (503 beyond).
+//! the start); each event is `id: <seq>`, `event: revocation`, `data: <SseRevocation as JSON>`:
+//! the decoded [`Revocation`], the message's subject, and `signed`, the exact stored bytes of
+//! the `CredentialRevoked` message (base64), whose Ed25519 signature a client checks with the
+//! domain's pinned event-signing key (`accord_events::signing`, wire form there); a keep-alive
+//! comment every 15 s. Opening a stream takes one request of the client's rate allowance; a
+//! client ([`accord_web::client_key`]: an address, an IPv6 /64) holds at most
+//! [`MAX_STREAMS_PER_CLIENT`] streams (429 beyond), the process [`MAX_STREAMS`] (503 beyond).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use accord_events::catalogue::RevocationReason;
 use accord_events::{AgentId, CredentialSerial, DomainId, Event, Timestamp};
-use accord_web::Problem;
+use accord_web::{Problem, RateLimit};
 use async_nats::jetstream::consumer::{DeliverPolicy, push};
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -26,6 +33,8 @@ use crate::issue::Authority;
 
 /// Server-sent event streams open at once.
 pub const MAX_STREAMS: usize = 256;
+/// Server-sent event streams one client holds at once.
+pub const MAX_STREAMS_PER_CLIENT: usize = 4;
 
 /// One revocation, as the feed delivers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +86,18 @@ impl Revocation {
     }
 }
 
+/// One revocation as a server-sent event carries it: the decoded fields, and the signed event
+/// they come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SseRevocation {
+    #[serde(flatten)]
+    pub revocation: Revocation,
+    /// The log subject the event is stored under (`accord.evt.<domain>.agent.<id>.CredentialRevoked`).
+    pub subject: String,
+    /// The stored message, byte for byte, in standard base64: `{"event":…,"sig":…}`.
+    pub signed: String,
+}
+
 /// The stream sequence of a JetStream delivery, from its `$JS.ACK` reply subject (the v1 form
 /// `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` or the v2 form with
 /// domain and account hash before the stream and a token after).
@@ -102,6 +123,10 @@ pub fn filter(domain: &DomainId) -> String {
 pub struct FeedState {
     pub authority: Arc<Authority>,
     pub streams: Arc<tokio::sync::Semaphore>,
+    /// Streams open per client.
+    clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    /// Opening a stream takes one request of the client's allowance.
+    limit: RateLimit,
 }
 
 impl std::fmt::Debug for FeedState {
@@ -111,10 +136,45 @@ impl std::fmt::Debug for FeedState {
 }
 
 impl FeedState {
-    pub fn new(authority: Arc<Authority>) -> Self {
+    pub fn new(authority: Arc<Authority>, limit: RateLimit) -> Self {
         Self {
             authority,
             streams: Arc::new(tokio::sync::Semaphore::new(MAX_STREAMS)),
+            clients: Arc::default(),
+            limit,
+        }
+    }
+
+    /// One of `client`'s stream places, or none when it holds them all.
+    fn client_slot(&self, client: IpAddr) -> Option<ClientSlot> {
+        let key = accord_web::client_key(client);
+        let mut open = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(key).or_insert(0);
+        if *n >= MAX_STREAMS_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            clients: self.clients.clone(),
+            key,
+        })
+    }
+}
+
+/// A client's place for one stream, given back when the stream ends.
+struct ClientSlot {
+    clients: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    key: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.key);
+            }
         }
     }
 }
@@ -141,13 +201,13 @@ fn bad(detail: impl Into<String>) -> Problem {
     )
 }
 
-async fn stream(
-    State(s): State<FeedState>,
-    headers: HeaderMap,
-    q: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, Problem> {
-    let Query(q) = q.map_err(|e| bad(e.body_text()))?;
-    let header = match headers.get("last-event-id") {
+async fn stream(State(s): State<FeedState>, req: Request) -> Result<Response, Problem> {
+    let client = accord_web::client_ip(&req);
+    if let Some(ip) = client {
+        s.limit.check(ip)?;
+    }
+    let Query(q) = Query::<StreamQuery>::try_from_uri(req.uri()).map_err(|e| bad(e.body_text()))?;
+    let header = match req.headers().get("last-event-id") {
         Some(v) => Some(
             v.to_str()
                 .ok()
@@ -158,6 +218,17 @@ async fn stream(
     };
     // a reconnecting EventSource sends Last-Event-ID; it wins over the URL's first cursor
     let cursor = header.or(q.from).unwrap_or(0);
+    let slot = match client {
+        Some(ip) => Some(s.client_slot(ip).ok_or_else(|| {
+            Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-streams-per-client",
+                "Too many revocation streams from this client",
+                format!("at most {MAX_STREAMS_PER_CLIENT} at once; close one first"),
+            )
+        })?),
+        None => None,
+    };
     let permit = s.streams.clone().try_acquire_owned().map_err(|_| {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -197,10 +268,15 @@ async fn stream(
     let events = messages
         .take_while(|m| futures::future::ready(m.is_ok()))
         .filter_map(|m| async move {
+            use base64::Engine;
             let m = m.ok()?;
             let seq = m.info().ok()?.stream_sequence;
             match Revocation::decode(seq, &m.payload) {
-                Ok(r) => Some(r),
+                Ok(revocation) => Some(SseRevocation {
+                    revocation,
+                    subject: m.subject.to_string(),
+                    signed: base64::engine::general_purpose::STANDARD.encode(&m.payload),
+                }),
                 Err(e) => {
                     tracing::warn!(seq, error = %e, "revocation stream: undecodable event skipped");
                     None
@@ -208,10 +284,10 @@ async fn stream(
             }
         })
         .map(move |r| {
-            let _held = &permit;
+            let _held = (&permit, &slot);
             Ok::<_, Infallible>(
                 axum::response::sse::Event::default()
-                    .id(r.seq.to_string())
+                    .id(r.revocation.seq.to_string())
                     .event("revocation")
                     .json_data(&r)
                     .unwrap_or_default(),

@@ -13,18 +13,21 @@
 //! | `POST /v1/revocations` | admin token | revoke an agent's credentials or one credential |
 //! | `GET /v1/ca` | anyone | the CA chain, PEM |
 //! | `GET /v1/jwks`, `/.well-known/jwks.json` | anyone | the token-signing key |
-//! | `GET /v1/crl` | anyone | the CRL, DER (`?min_seq=N&wait_ms=W`) |
+//! | `GET /v1/crl` | anyone | the CRL, DER (`?min_seq=N&wait_ms=W`; 503 `crl-stale` when held, see `crl.rs`) |
 //! | `GET /v1/revocations/stream` | anyone | revocations as server-sent events (`feed.rs`) |
+//!
+//! The admin token is read from its file on every request, and checked by a middleware before
+//! a handler reads the body; the routes above `GET /v1/ca` are rate-limited per client first.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use accord_events::{Actor, AgentId, TraceParent};
-use accord_web::{JsonBody, Problem, RateLimit, bearer, client_ip, secret_eq};
+use accord_web::{JsonBody, Problem, RateLimit, Tokens, bearer};
 use axum::Router;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -43,8 +46,8 @@ pub use problem::problem;
 #[derive(Clone)]
 pub struct ApiState {
     pub authority: Arc<Authority>,
-    /// The admin bearer token (compared in constant time).
-    pub admin_token: Arc<Vec<u8>>,
+    /// The admin bearer token (its file, read on every request).
+    pub admin_token: Tokens,
     pub limit: RateLimit,
 }
 
@@ -58,8 +61,10 @@ type St = State<ApiState>;
 
 /// The ACA's routes (to merge into the domain's HTTPS endpoint).
 pub fn router(state: ApiState) -> Router {
+    // the admin token, checked before any extractor reads the body
+    let admin = from_fn_with_state(state.admin_token.clone(), accord_web::require_token);
     let limited = Router::new()
-        .route("/v1/agents", post(provision))
+        .route("/v1/agents", post(provision).route_layer(admin.clone()))
         .route(
             "/v1/agents/{id}/credentials",
             post(credentials).layer(axum::extract::DefaultBodyLimit::max(
@@ -68,22 +73,32 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/agents/{id}/attestation-nonce", post(nonce))
         .route("/v1/agents/{id}/owner-nonce", post(owner_nonce))
-        .route("/v1/agents/{id}/role-grants", post(role_grant))
-        .route("/v1/agents/{id}/lifecycle", post(lifecycle))
+        .route(
+            "/v1/agents/{id}/role-grants",
+            post(role_grant).route_layer(admin.clone()),
+        )
+        .route(
+            "/v1/agents/{id}/lifecycle",
+            post(lifecycle).route_layer(admin.clone()),
+        )
         .route(
             "/v1/trust",
             post(trust)
                 .get(trust_list)
                 .layer(axum::extract::DefaultBodyLimit::max(
                     crate::api::MAX_TRUST_REQUEST,
-                )),
+                ))
+                .route_layer(admin.clone()),
         )
-        .route("/v1/revocations", post(revoke))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            rate_limit,
+        .route("/v1/revocations", post(revoke).route_layer(admin))
+        .layer(from_fn_with_state(
+            state.limit.clone(),
+            accord_web::rate_limit,
         ));
-    let feed = crate::feed::router(crate::feed::FeedState::new(state.authority.clone()));
+    let feed = crate::feed::router(crate::feed::FeedState::new(
+        state.authority.clone(),
+        state.limit.clone(),
+    ));
     Router::new()
         .merge(limited)
         .route("/v1/ca", get(ca))
@@ -93,16 +108,6 @@ pub fn router(state: ApiState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(accord_web::MAX_BODY))
         .with_state(state)
         .merge(feed)
-}
-
-async fn rate_limit(State(s): St, req: Request, next: Next) -> Response {
-    if let Some(ip) = client_ip(&req)
-        && let Err(p) = s.limit.check(ip)
-    {
-        tracing::info!(%ip, "rate-limited");
-        return p.into_response();
-    }
-    next.run(req).await
 }
 
 /// The trace context events of this request carry: the current span's when OpenTelemetry
@@ -116,19 +121,6 @@ fn trace(headers: &HeaderMap) -> Option<TraceParent> {
     })
 }
 
-fn require_admin(s: &ApiState, headers: &HeaderMap) -> Result<(), Problem> {
-    match bearer(headers) {
-        // an empty token (none configured) matches nothing
-        Some(t) if !s.admin_token.is_empty() && secret_eq(t.as_bytes(), &s.admin_token) => Ok(()),
-        _ => Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "The admin token is required",
-            "send Authorization: Bearer <admin token>",
-        )),
-    }
-}
-
 fn created(body: impl serde::Serialize) -> Response {
     (StatusCode::CREATED, axum::Json(body)).into_response()
 }
@@ -138,7 +130,6 @@ async fn provision(
     headers: HeaderMap,
     body: JsonBody<ProvisionRequest>,
 ) -> Result<Response, Problem> {
-    require_admin(&s, &headers)?;
     let out = s
         .authority
         .provision(body.0, Actor::operator("admin-token"), trace(&headers))
@@ -215,7 +206,6 @@ async fn revoke(
     headers: HeaderMap,
     body: JsonBody<RevocationRequest>,
 ) -> Result<Response, Problem> {
-    require_admin(&s, &headers)?;
     let r = body.0;
     let out = s
         .authority
@@ -270,6 +260,17 @@ async fn crl(
     })?;
     let wait = Duration::from_millis(q.wait_ms.min(30_000));
     match s.authority.crl(q.min_seq, wait).await {
+        // held while the credentials projection is stuck: it will not get there
+        Some(c) if c.covers_seq < q.min_seq => Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "crl-stale",
+            "The CRL is stale",
+            format!(
+                "the revocation read model is stuck at sequence {}; the CRL is not signed again until it recovers",
+                c.covers_seq
+            ),
+        )
+        .with("covers_seq", c.covers_seq)),
         Some(c) => {
             let mut r = (
                 [(header::CONTENT_TYPE, "application/pkix-crl")],
@@ -278,6 +279,13 @@ async fn crl(
                 .into_response();
             if let Ok(v) = HeaderValue::from_str(&c.covers_seq.to_string()) {
                 r.headers_mut().insert("accord-applied-seq", v);
+            }
+            // a relying party (or a monitor) can tell that no fresher CRL is coming
+            if let Some(since) = c.stale_since
+                && let Ok(t) = since.format(&time::format_description::well_known::Rfc3339)
+                && let Ok(v) = HeaderValue::from_str(&t)
+            {
+                r.headers_mut().insert("accord-crl-stale", v);
             }
             Ok(r)
         }
@@ -345,10 +353,8 @@ async fn nonce_of(
 async fn role_grant(
     State(s): St,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: JsonBody<RoleGrantRequest>,
 ) -> Result<Response, Problem> {
-    require_admin(&s, &headers)?;
     let agent = agent_id(&id)?;
     let out = s
         .authority
@@ -363,7 +369,6 @@ async fn lifecycle(
     headers: HeaderMap,
     body: JsonBody<LifecycleRequest>,
 ) -> Result<Response, Problem> {
-    require_admin(&s, &headers)?;
     let agent = agent_id(&id)?;
     let out = s
         .authority
@@ -384,7 +389,6 @@ async fn trust(
     headers: HeaderMap,
     body: JsonBody<TrustRequest, { MAX_TRUST_REQUEST }>,
 ) -> Result<Response, Problem> {
-    require_admin(&s, &headers)?;
     let cmd = Authority::trust_request(body.0).map_err(|e| problem(&e))?;
     let out = s
         .authority
@@ -395,8 +399,7 @@ async fn trust(
     Ok(created(out))
 }
 
-async fn trust_list(State(s): St, headers: HeaderMap) -> Result<Response, Problem> {
-    require_admin(&s, &headers)?;
+async fn trust_list(State(s): St) -> Result<Response, Problem> {
     let v = s
         .authority
         .trust_material()

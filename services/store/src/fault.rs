@@ -5,21 +5,46 @@
 //! - `projection:<projection>:<seq>`: after the projection applied the event at stream
 //!   sequence `seq`, before its batch commits.
 //!
+//! `ACCORD_FAULT_STALL=projection:<projection>:<seq>` makes every batch of that projection
+//! that holds the event at `seq` or a later one fail before it commits: a projection stuck at
+//! `seq - 1` and reporting an error, as after a poisoned log or a lost database.
+//!
 //! Without the feature these are empty functions.
 
 #[cfg(feature = "fault-injection")]
+type Spec = Option<(String, String, u64)>;
+
+#[cfg(feature = "fault-injection")]
+fn spec(var: &str) -> Spec {
+    let v = std::env::var(var).ok()?;
+    let mut parts = v.splitn(3, ':');
+    let point = parts.next()?.to_owned();
+    let name = parts.next()?.to_owned();
+    let n = parts.next()?.parse().ok()?;
+    Some((point, name, n))
+}
+
+#[cfg(feature = "fault-injection")]
 fn armed() -> Option<&'static (String, String, u64)> {
-    use std::sync::OnceLock;
-    static SPEC: OnceLock<Option<(String, String, u64)>> = OnceLock::new();
-    SPEC.get_or_init(|| {
-        let v = std::env::var("ACCORD_FAULT_KILL").ok()?;
-        let mut parts = v.splitn(3, ':');
-        let point = parts.next()?.to_owned();
-        let name = parts.next()?.to_owned();
-        let n = parts.next()?.parse().ok()?;
-        Some((point, name, n))
-    })
-    .as_ref()
+    static SPEC: std::sync::OnceLock<Spec> = std::sync::OnceLock::new();
+    SPEC.get_or_init(|| spec("ACCORD_FAULT_KILL")).as_ref()
+}
+
+/// Whether the projection's batch must fail before applying the event at `seq`.
+#[inline]
+pub(crate) fn stalled(_projection: &str, _seq: u64) -> bool {
+    #[cfg(feature = "fault-injection")]
+    {
+        static SPEC: std::sync::OnceLock<Spec> = std::sync::OnceLock::new();
+        if let Some((point, name, n)) = SPEC.get_or_init(|| spec("ACCORD_FAULT_STALL"))
+            && point == "projection"
+            && name == _projection
+            && _seq >= *n
+        {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(feature = "fault-injection")]

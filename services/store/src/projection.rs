@@ -39,6 +39,9 @@ pub enum ProjectionError {
     /// The read model's storage failed; the batch was not applied.
     #[error("projection storage: {0}")]
     Storage(String),
+    /// The log could not be read (the consumer, the stream, the connection to NATS).
+    #[error("log: {0}")]
+    Log(String),
     #[error("projection {0} is not known")]
     Unknown(String),
     /// The runner must reopen the active generation (a rebuild switched it).
@@ -62,6 +65,20 @@ impl ProjectionError {
             projection: projection.to_owned(),
             seq,
             detail: detail.to_string(),
+        }
+    }
+
+    /// The kind of the failure, which may be shown to anyone (`/v1/projections`): no detail
+    /// of the database or the log (hosts, users, statements), which stays in the server's log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Apply { .. } => "apply",
+            Self::Storage(_) => "storage",
+            Self::Log(_) => "log",
+            Self::Unknown(_) => "unknown-projection",
+            Self::Reopen => "reopen",
+            Self::Standby(_) => "standby",
+            Self::NotYet { .. } => "not-yet",
         }
     }
 }
@@ -170,6 +187,16 @@ pub trait ProjectionStore: Send + Sync + 'static {
         projection: &str,
         table: &str,
     ) -> Result<Vec<(String, Value)>, ProjectionError>;
+    /// At most `limit` rows of a table of the active generation whose keys come after `after`
+    /// (from the first when `None`), by key: one page, read as such from storage (what the
+    /// HTTP edge serves, never a whole table).
+    async fn page(
+        &self,
+        projection: &str,
+        table: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>, ProjectionError>;
     /// Everything in a generation.
     async fn dump(&self, projection: &str, generation: u32) -> Result<Dump, ProjectionError>;
 }
@@ -211,6 +238,12 @@ pub(crate) async fn apply_events<R: Rows + OverlayAccess>(
     for e in events {
         if e.stream_seq <= last {
             continue;
+        }
+        if crate::fault::stalled(projection.name(), e.stream_seq) {
+            return Err(ProjectionError::Storage(format!(
+                "fault injection: stalled at sequence {}",
+                e.stream_seq
+            )));
         }
         rows.overlay().seq = e.stream_seq;
         match &e.envelope.traceparent {

@@ -128,6 +128,31 @@ async fn exercise(store: Arc<dyn ProjectionStore>) {
         after
     );
     check_tally(&handle, after).await;
+    // a table comes a page at a time, by key, from storage: the pages make up the scan
+    let all = store.scan("tally", "log").await.unwrap();
+    let mut paged = Vec::new();
+    let mut from: Option<String> = None;
+    loop {
+        let page = store
+            .page("tally", "log", from.as_deref(), 7)
+            .await
+            .unwrap();
+        assert!(page.len() <= 7);
+        let Some((last, _)) = page.last() else { break };
+        from = Some(last.clone());
+        paged.extend(page);
+    }
+    assert_eq!(paged.len() as u64, after);
+    assert_eq!(paged, all);
+    let aggregates = store.page("tally", "aggregates", None, 3).await.unwrap();
+    assert_eq!(aggregates.len(), 3, "only that table's rows");
+    assert!(
+        store
+            .page("tally", "none", None, 7)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // a sequence far ahead: a typed error at the deadline
     let err = handle
         .wait_for(after + 1000, Duration::from_millis(200))

@@ -1,8 +1,15 @@
 //! What every HTTP edge of Accord shares: errors as RFC 9457 problem documents (nothing
 //! internal leaks), JSON bodies bounded in size and nesting and checked for their content
-//! type, per-client rate limits, and the admin bearer token.
+//! type, per-client rate limits (an IPv6 client is its /64), and bearer tokens kept in files
+//! (`token`).
 
-use std::net::{IpAddr, SocketAddr};
+mod token;
+
+pub use token::{
+    MIN_TOKEN_LEN, TokenFile, Tokens, WeakToken, check_token_strength, require_token, unauthorized,
+};
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -28,6 +35,8 @@ pub struct Problem {
     pub detail: String,
     /// Extra members (e.g. `check` naming which issuance check failed).
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Seconds to send as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -43,6 +52,7 @@ impl Problem {
             title,
             detail: detail.into(),
             extra: serde_json::Map::new(),
+            retry_after: None,
         }
     }
 
@@ -86,6 +96,10 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         r
     }
 }
@@ -193,21 +207,34 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Constant-time equality of a presented secret and the expected one.
+/// Equality of a presented secret and the expected one that tells nothing through its timing:
+/// the SHA-256 digests of both (fixed size, so no length shows) are compared in constant time.
 pub fn secret_eq(presented: &[u8], expected: &[u8]) -> bool {
-    if presented.len() != expected.len() {
-        return false;
-    }
-    presented
+    use aws_lc_rs::digest::{SHA256, digest};
+    let (a, b) = (digest(&SHA256, presented), digest(&SHA256, expected));
+    let diff = a
+        .as_ref()
         .iter()
-        .zip(expected)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
+        .zip(b.as_ref())
+        .fold(0u8, |acc, (x, y)| acc | std::hint::black_box(x ^ y));
+    diff == 0
+}
+
+/// What a client is, for limits: its IPv4 address (also when it comes IPv4-mapped), or the /64
+/// of its IPv6 address (one subscriber commonly holds a whole /64).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+    }
 }
 
 type KeyedLimiter = governor::DefaultKeyedRateLimiter<IpAddr>;
 
-/// Requests per minute per client address; over it, 429 with `Retry-After`.
+/// Requests per minute per client ([`client_key`]); over it, 429 with `Retry-After`.
 #[derive(Clone)]
 pub struct RateLimit {
     limiter: Arc<KeyedLimiter>,
@@ -229,14 +256,20 @@ impl RateLimit {
 
     /// Takes one request of `client`'s allowance.
     pub fn check(&self, client: IpAddr) -> Result<(), Problem> {
-        self.limiter.check_key(&client).map_err(|_| {
-            Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate-limited",
-                "Too many requests",
-                "slow down and retry later",
-            )
-        })?;
+        use governor::clock::{Clock, DefaultClock};
+        self.limiter
+            .check_key(&client_key(client))
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let mut p = Problem::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate-limited",
+                    "Too many requests",
+                    "slow down and retry later",
+                );
+                p.retry_after = Some(wait.as_secs().saturating_add(1));
+                p
+            })?;
         if self.limiter.len() > 100_000 {
             self.limiter.retain_recent();
         }
@@ -249,6 +282,22 @@ pub fn client_ip(req: &Request) -> Option<IpAddr> {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
+}
+
+/// Middleware (`from_fn_with_state(limit, rate_limit)`): one request of the client's
+/// allowance, or a 429 problem before anything else runs.
+pub async fn rate_limit(
+    axum::extract::State(limit): axum::extract::State<RateLimit>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(ip) = client_ip(&req)
+        && let Err(p) = limit.check(ip)
+    {
+        tracing::info!(%ip, "rate-limited");
+        return p.into_response();
+    }
+    next.run(req).await
 }
 
 #[cfg(test)]
@@ -269,5 +318,39 @@ mod tests {
         assert!(secret_eq(b"abc", b"abc"));
         assert!(!secret_eq(b"abc", b"abd"));
         assert!(!secret_eq(b"abc", b"abcd"));
+        assert!(!secret_eq(b"", b"abc"));
+        assert!(secret_eq(b"", b""));
+    }
+
+    #[test]
+    fn clients_are_keyed_by_their_64() {
+        assert_eq!(client_key(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
+        assert_eq!(client_key(ip("::ffff:192.0.2.9")), ip("192.0.2.9"));
+        assert_eq!(client_key(ip("192.0.2.9")), ip("192.0.2.9"));
+        assert_eq!(client_key(ip("::1")), ip("::"));
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64() {
+        let limit = RateLimit::per_minute(2);
+        // one /64 holds 2^64 addresses: they share one allowance
+        assert!(limit.check(ip("2001:db8:1:2::1")).is_ok());
+        assert!(limit.check(ip("2001:db8:1:2:ffff::7")).is_ok());
+        let third = limit.check(ip("2001:db8:1:2:dead:beef:0:1"));
+        assert_eq!(
+            third.map_err(|p| p.status),
+            Err(StatusCode::TOO_MANY_REQUESTS)
+        );
+        // the next /64 has its own
+        assert!(limit.check(ip("2001:db8:1:3::1")).is_ok());
+        // IPv4 addresses stay apart, also when they come IPv4-mapped
+        assert!(limit.check(ip("192.0.2.1")).is_ok());
+        assert!(limit.check(ip("::ffff:192.0.2.1")).is_ok());
+        assert!(limit.check(ip("192.0.2.1")).is_err());
+        assert!(limit.check(ip("192.0.2.2")).is_ok());
     }
 }

@@ -112,6 +112,7 @@ fn secret_refs(c: &Config) -> Vec<(&'static str, PathBuf)> {
         ),
         ("http.tls_key", c.http.tls_key.as_ref()),
         ("http.admin_token", c.http.admin_token.as_ref()),
+        ("http.read_token", c.http.read_token.as_ref()),
     ];
     refs.extend(optional.into_iter().filter_map(|(k, r)| r.map(|r| (k, r))));
     if let Some(a) = &c.authority {

@@ -126,6 +126,70 @@ fn missing_referenced_files_are_reported() {
 }
 
 #[test]
+fn weak_or_misplaced_tokens_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let with = |extra: &str| format!("{}[http]\n{extra}", base(d));
+    let token = |name: &str, text: &str| {
+        std::fs::write(d.join(name), text).unwrap();
+        set_mode(&d.join(name), 0o600);
+    };
+    token(
+        "admin.token",
+        "Xq3_9kPz-LmN0vB7tYc2RwE5uJ8hGf1sAaDd4Ke6Wo0\n",
+    );
+    token("read.token", "0123456789abcdef0123456789abcdef");
+    token("weak.token", "hunter2");
+    let admin = format!("admin_token = \"file:{}/admin.token\"\n", d.display());
+    let read = format!("read_token = \"file:{}/read.token\"\n", d.display());
+    let c = load(&write(d, &with(&format!("{admin}{read}"))), &[]).unwrap();
+    assert!(c.http.read_token.is_some());
+    assert_eq!(c.http.rate_limit_per_minute, 600);
+    for weak in [
+        format!("admin_token = \"file:{}/weak.token\"\n", d.display()),
+        format!("{admin}read_token = \"file:{}/weak.token\"\n", d.display()),
+    ] {
+        let e = load(&write(d, &with(&weak)), &[]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ConfigError::WeakToken {
+                    weakness: accord_web::WeakToken::TooShort,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+    token("weak.token", &"a".repeat(64));
+    let weak = format!("admin_token = \"file:{}/weak.token\"\n", d.display());
+    let e = load(&write(d, &with(&weak)), &[]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ConfigError::WeakToken {
+                name: "http.admin_token",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // the read token is a secret file like the others
+    set_mode(&d.join("read.token"), 0o644);
+    let e = load(&write(d, &with(&format!("{admin}{read}"))), &[]).unwrap_err();
+    assert!(matches!(e, ConfigError::SecretFileExposed { .. }), "{e}");
+    // a missing token file, a token in a PKCS#11 token, no rate: refused
+    for bad in [
+        format!("admin_token = \"file:{}/none.token\"\n", d.display()),
+        "admin_token = \"pkcs11:token=accord;object=admin\"\n".to_owned(),
+        "rate_limit_per_minute = 0\n".to_owned(),
+    ] {
+        let e = load(&write(d, &with(&bad)), &[]).unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { .. }), "{bad}: {e}");
+    }
+}
+
+#[test]
 fn the_authority_section_is_checked() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
@@ -327,6 +391,12 @@ fn secret_files_readable_by_others_are_refused() {
     }
     // optional secrets and the PIN file of a pkcs11: reference are checked too
     secret(d, "admin.token");
+    // a token strong enough to be one (the file keeps its mode)
+    std::fs::write(
+        d.join("admin.token"),
+        "Xq3_9kPz-LmN0vB7tYc2RwE5uJ8hGf1sAaDd4Ke6Wo0",
+    )
+    .unwrap();
     secret(d, "pin");
     std::fs::write(d.join("agent-ca.pem"), b"x").unwrap();
     let text = format!(

@@ -84,13 +84,13 @@ impl Dev {
             .unwrap()
     }
 
+    /// GET `path`, with the domain's admin token (the read-model routes need one).
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let r = self
-            .client()
-            .get(format!("{}{path}", self.http()))
-            .send()
-            .await
-            .unwrap();
+        let mut req = self.client().get(format!("{}{path}", self.http()));
+        if let Ok(t) = std::fs::read_to_string(self.dir.join("http/admin.token")) {
+            req = req.bearer_auth(t.trim());
+        }
+        let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
         (

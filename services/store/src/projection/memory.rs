@@ -1,7 +1,8 @@
 //! Read models in memory: the embedded default and the hot paths. Rebuilt from the log at
 //! start; a batch becomes visible all at once, with its checkpoint, under one lock.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -13,9 +14,12 @@ use super::{
 };
 use crate::StoredEvent;
 
+/// (table, key) → row, in key order within a table (so that a page is a range).
+type TableRows = BTreeMap<(String, String), Value>;
+
 #[derive(Debug, Default)]
 struct Generation {
-    rows: HashMap<(String, String), Value>,
+    rows: TableRows,
     checkpoint: u64,
 }
 
@@ -48,7 +52,7 @@ impl MemoryStore {
 }
 
 struct MemRows<'a> {
-    base: &'a HashMap<(String, String), Value>,
+    base: &'a TableRows,
     overlay: Overlay,
 }
 
@@ -191,20 +195,33 @@ impl ProjectionStore for MemoryStore {
         projection: &str,
         table: &str,
     ) -> Result<Vec<(String, Value)>, ProjectionError> {
+        self.page(projection, table, None, usize::MAX).await
+    }
+
+    async fn page(
+        &self,
+        projection: &str,
+        table: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>, ProjectionError> {
         let slots = self.slots.read().await;
-        let mut out: Vec<(String, Value)> = slots
+        let Some(g) = slots
             .get(projection)
             .and_then(|s| s.generations.get(&s.active))
-            .map(|g| {
-                g.rows
-                    .iter()
-                    .filter(|((t, _), _)| t == table)
-                    .map(|((_, k), v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(out)
+        else {
+            return Ok(Vec::new());
+        };
+        let from = match after {
+            Some(a) => Bound::Excluded((table.to_owned(), a.to_owned())),
+            None => Bound::Included((table.to_owned(), String::new())),
+        };
+        Ok(g.rows
+            .range((from, Bound::Unbounded))
+            .take_while(|((t, _), _)| t == table)
+            .take(limit)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     async fn dump(&self, projection: &str, generation: u32) -> Result<Dump, ProjectionError> {

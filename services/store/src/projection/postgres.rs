@@ -476,6 +476,46 @@ impl ProjectionStore for PgStore {
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    async fn page(
+        &self,
+        projection: &str,
+        table: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Value)>, ProjectionError> {
+        let client = self.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // the primary key (projection, generation, tbl, key) serves the range and the order
+        let rows = match after {
+            Some(after) => {
+                client
+                    .query(
+                        "SELECT r.key, r.value FROM accord_rows r
+                         JOIN accord_projections p
+                           ON p.name = r.projection AND p.generation = r.generation
+                         WHERE p.active AND r.projection = $1 AND r.tbl = $2 AND r.key > $3
+                         ORDER BY r.key LIMIT $4",
+                        &[&projection, &table, &after, &limit],
+                    )
+                    .await
+            }
+            None => {
+                client
+                    .query(
+                        "SELECT r.key, r.value FROM accord_rows r
+                         JOIN accord_projections p
+                           ON p.name = r.projection AND p.generation = r.generation
+                         WHERE p.active AND r.projection = $1 AND r.tbl = $2
+                         ORDER BY r.key LIMIT $3",
+                        &[&projection, &table, &limit],
+                    )
+                    .await
+            }
+        }
+        .map_err(storage)?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     async fn dump(&self, projection: &str, generation: u32) -> Result<Dump, ProjectionError> {
         let client = self.client().await?;
         let rows = client

@@ -28,7 +28,8 @@ pub struct Progress {
     pub ready: bool,
     /// Messages of the log not yet applied, as of the last batch.
     pub pending: u64,
-    /// The last failure, while the runner retries.
+    /// The kind of the last failure (`ProjectionError::kind`), while the runner retries; its
+    /// details go to the log only.
     pub error: Option<String>,
     /// Stream sequence up to which a rebuild has replayed, while one runs.
     pub rebuilding: Option<RebuildProgress>,
@@ -218,7 +219,7 @@ async fn run(handle: ProjectionHandle, ctx: RunnerContext, mut shutdown: watch::
                         p.ready = p.ready || cp.seq >= p.tail_at_start;
                     });
                 }
-                handle.update(|p| p.error = Some("standby: another instance applies it".into()));
+                handle.update(|p| p.error = Some("standby".into()));
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                     _ = shutdown.changed() => return,
@@ -226,7 +227,7 @@ async fn run(handle: ProjectionHandle, ctx: RunnerContext, mut shutdown: watch::
             }
             Err(e) => {
                 tracing::warn!(projection = handle.name(), error = %e, "projection runner failed; retrying");
-                handle.update(|p| p.error = Some(e.to_string()));
+                handle.update(|p| p.error = Some(e.kind().to_owned()));
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => return,
@@ -246,7 +247,7 @@ async fn tail_known_outer(known: &mut bool, ctx: &RunnerContext, handle: &Projec
 }
 
 fn nats(e: impl std::fmt::Display) -> ProjectionError {
-    ProjectionError::Storage(format!("log: {e}"))
+    ProjectionError::Log(e.to_string())
 }
 
 /// The durable consumer of a generation, recreated at `start` so that its position always
