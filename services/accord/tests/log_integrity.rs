@@ -411,6 +411,33 @@ async fn a_foreign_message_is_skipped_and_reported_by_every_reader() {
     assert_eq!(dropped, vec![poison, forged], "{text}");
     assert_eq!(delivered, vec![seq, another], "{text}");
 
+    // the server-sent stream serves the genuine revocations only
+    let mut sse = d
+        .dev
+        .client()
+        .get(format!("{}/v1/revocations/stream", d.dev.http()))
+        .header("Last-Event-ID", start.to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !text.contains(&format!("id: {another}")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, sse.chunk()).await;
+        match chunk {
+            Ok(Ok(Some(c))) => text.push_str(&String::from_utf8_lossy(&c)),
+            _ => panic!("the SSE stream did not deliver {another}: {text}"),
+        }
+    }
+    let ids: Vec<u64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .map(|i| i.trim().parse().unwrap())
+        .collect();
+    assert_eq!(ids, vec![seq, another], "{text}");
+    drop(sse);
+
     // the metric counts them (refreshed every second)
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -265,12 +265,21 @@ async fn stream(State(s): State<FeedState>, req: Request) -> Result<Response, Pr
         tracing::warn!(error = %e, "revocation stream: reading");
         Problem::unavailable()
     })?;
+    let checker = (store.checker().clone(), store.foreign().clone());
     let events = messages
         .take_while(|m| futures::future::ready(m.is_ok()))
-        .filter_map(|m| async move {
+        .filter_map(move |m| {
+            let (checker, foreign) = checker.clone();
+            async move {
             use base64::Engine;
             let m = m.ok()?;
             let seq = m.info().ok()?.stream_sequence;
+            // only authentic revocations of the domain are served (finding 1): anything else
+            // in the log is skipped and reported, and the stream goes on
+            if let Err(e) = checker.check(seq, &m.subject, &m.payload) {
+                foreign.report("sse", &m.subject, &e);
+                return None;
+            }
             match Revocation::decode(seq, &m.payload) {
                 Ok(revocation) => Some(SseRevocation {
                     revocation,
@@ -281,6 +290,7 @@ async fn stream(State(s): State<FeedState>, req: Request) -> Result<Response, Pr
                     tracing::warn!(seq, error = %e, "revocation stream: undecodable event skipped");
                     None
                 }
+            }
             }
         })
         .map(move |r| {
