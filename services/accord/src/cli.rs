@@ -464,7 +464,7 @@ pub struct TailArgs {
     #[arg(long)]
     pub json: bool,
     /// A key id (RFC 7638 thumbprint) the domain's events must be signed with (repeatable).
-    #[arg(long = "pin")]
+    #[arg(long = "pin", allow_hyphen_values = true)]
     pub pins: Vec<String>,
     /// File of pinned key ids (one per line, or {"pins": [...]}).
     #[arg(long)]
@@ -531,7 +531,7 @@ pub struct AuditSource {
     #[arg(long)]
     pub js_domain: Option<String>,
     /// Key ids (RFC 7638 thumbprints) of the domain's event-signing and audit keys (repeatable).
-    #[arg(long = "pin")]
+    #[arg(long = "pin", allow_hyphen_values = true)]
     pub pins: Vec<String>,
     /// File of pinned key ids (one per line, or {"pins": [...]}).
     #[arg(long)]
@@ -564,7 +564,7 @@ pub enum AuditCommand {
         #[command(flatten)]
         http: HttpArgs,
         /// Audit key id (RFC 7638 thumbprint) pinned out of band (repeatable).
-        #[arg(long = "pin")]
+        #[arg(long = "pin", allow_hyphen_values = true)]
         pins: Vec<String>,
         #[arg(long)]
         json: bool,
@@ -577,7 +577,7 @@ pub enum AuditCommand {
         second: u64,
         #[command(flatten)]
         http: HttpArgs,
-        #[arg(long = "pin")]
+        #[arg(long = "pin", allow_hyphen_values = true)]
         pins: Vec<String>,
         #[arg(long)]
         json: bool,
@@ -628,4 +628,33 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::Parser;
+
+    /// A key id is base64url: it may start with `-`, and is still a value of `--pin`.
+    #[test]
+    fn a_pin_may_start_with_a_hyphen() {
+        let kid = "-tsVnTQBBkjxikFjBxTse1z1Wi8iqMdPM0RO-4H82JA";
+        for args in [
+            vec![
+                "accord", "audit", "verify", "--file", "h.jsonl", "--pin", kid,
+            ],
+            vec![
+                "accord",
+                "events",
+                "tail",
+                "--nats-url",
+                "tls://x:1",
+                "--pin",
+                kid,
+            ],
+        ] {
+            let parsed = Cli::try_parse_from(&args);
+            assert!(parsed.is_ok(), "{args:?}: {parsed:?}");
+        }
+    }
 }
