@@ -89,8 +89,8 @@ impl VerifiedCache {
         self.inner.insert(seq, digest(bytes));
     }
 
-    fn holds(&self, seq: u64, bytes: &[u8]) -> bool {
-        self.inner.get(&seq).is_some_and(|d| d == digest(bytes))
+    pub(crate) fn clear(&self) {
+        self.inner.clear();
     }
 }
 
@@ -133,9 +133,67 @@ impl EntryChecker {
     /// subject), without decoding its data: one SHA-256 when this process already checked or
     /// wrote it. For readers that hash every entry and decode few (the audit log).
     pub fn authentic(&self, seq: u64, subject: &str, payload: &[u8]) -> Result<(), EntryError> {
-        if self.cache.holds(seq, payload) {
-            return Ok(());
+        self.authenticate(seq, subject, payload).map(|_| ())
+    }
+
+    /// The event at `seq`, stored under `subject` as `payload`, if it is an authentic event of
+    /// this domain; otherwise why not.
+    pub fn check(
+        &self,
+        seq: u64,
+        subject: &str,
+        payload: &[u8],
+    ) -> Result<StoredEvent, EntryError> {
+        let err = |p| Self::problem(seq, p);
+        let envelope = match self.authenticate(seq, subject, payload)? {
+            Some(e) => e,
+            None => {
+                accord_events::parse_unverified(payload)
+                    .map_err(|e| err(EntryProblem::NotAnEvent(e.to_string())))?
+                    .envelope
+            }
+        };
+        let event = envelope
+            .decode()
+            .map_err(|e| err(EntryProblem::Undecodable(e.to_string())))?;
+        Ok(StoredEvent {
+            stream_seq: seq,
+            envelope,
+            event,
+        })
+    }
+
+    /// Signature, domain and subject, once per sequence in this process: a hit in the cache
+    /// is the same bytes already found authentic (`None`: the caller parses them); otherwise
+    /// this call verifies (returning the envelope it parsed), while concurrent readers of the
+    /// same sequence wait for its answer instead of verifying again.
+    fn authenticate(
+        &self,
+        seq: u64,
+        subject: &str,
+        payload: &[u8],
+    ) -> Result<Option<accord_events::Envelope>, EntryError> {
+        use quick_cache::sync::GuardResult;
+        let d = digest(payload);
+        let guard = match self.cache.inner.get_value_or_guard(&seq, None) {
+            GuardResult::Value(v) if v == d => return Ok(None),
+            GuardResult::Guard(g) => Some(g),
+            // other bytes than those found authentic at this sequence: check these
+            GuardResult::Value(_) | GuardResult::Timeout => None,
+        };
+        let envelope = self.verify(seq, subject, payload)?;
+        if let Some(g) = guard {
+            let _ = g.insert(d);
         }
+        Ok(Some(envelope))
+    }
+
+    fn verify(
+        &self,
+        seq: u64,
+        subject: &str,
+        payload: &[u8],
+    ) -> Result<accord_events::Envelope, EntryError> {
         let err = |p| Self::problem(seq, p);
         let ring = self
             .ring
@@ -150,57 +208,13 @@ impl EntryChecker {
             return Err(err(EntryProblem::OtherDomain(envelope.domain.to_string())));
         }
         let claimed = envelope.subject().to_string();
-        if claimed != subject {
-            return Err(err(EntryProblem::SubjectMismatch {
-                stored: subject.to_owned(),
-                claimed,
-            }));
-        }
-        Ok(())
-    }
-
-    /// The event at `seq`, stored under `subject` as `payload`, if it is an authentic event of
-    /// this domain; otherwise why not.
-    pub fn check(
-        &self,
-        seq: u64,
-        subject: &str,
-        payload: &[u8],
-    ) -> Result<StoredEvent, EntryError> {
-        let err = |p| Self::problem(seq, p);
-        let envelope = if self.cache.holds(seq, payload) {
-            accord_events::parse_unverified(payload)
-                .map_err(|e| err(EntryProblem::NotAnEvent(e.to_string())))?
-                .envelope
-        } else {
-            let ring = self
-                .ring
-                .read()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
-            ring.verify(payload)
-                .map_err(|e| err(EntryProblem::of_verify(e)))?
-                .into_envelope()
-        };
-        if envelope.domain != self.domain {
-            return Err(err(EntryProblem::OtherDomain(envelope.domain.to_string())));
-        }
-        let claimed = envelope.subject().to_string();
         if claimed != subject || Subject::parse(subject).is_err() {
             return Err(err(EntryProblem::SubjectMismatch {
                 stored: subject.to_owned(),
                 claimed,
             }));
         }
-        let event = envelope
-            .decode()
-            .map_err(|e| err(EntryProblem::Undecodable(e.to_string())))?;
-        self.cache.insert(seq, payload);
-        Ok(StoredEvent {
-            stream_seq: seq,
-            envelope,
-            event,
-        })
+        Ok(envelope)
     }
 }
 

@@ -12,7 +12,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 use super::{Projection, ProjectionError, ProjectionStore};
-use crate::reader::LogReader;
+use crate::reader::{LogEntry, LogReader};
 use crate::{EntryChecker, EventStore, ForeignLog, StoredEvent};
 
 /// Where a projection stands.
@@ -454,6 +454,46 @@ async fn run_once(
     }
 }
 
+/// Checks a batch of entries on every core, keeping the authentic events in log order (the
+/// others are skipped and reported, as everywhere).
+async fn check_batch(
+    ctx: &RunnerContext,
+    reader: &str,
+    batch: Vec<LogEntry>,
+) -> Result<Vec<StoredEvent>, ProjectionError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let check = |ctx: &RunnerContext, reader: &str, part: &[LogEntry]| -> Vec<StoredEvent> {
+        part.iter()
+            .filter_map(|e| ctx.checked(reader, e.seq, &e.subject, &e.payload).ok())
+            .collect()
+    };
+    if threads == 1 || batch.len() < 64 {
+        return Ok(check(ctx, reader, &batch));
+    }
+    let (ctx, reader) = (ctx.clone(), reader.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let size = batch.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = batch
+                .chunks(size)
+                .map(|part| s.spawn(|| check(&ctx, &reader, part)))
+                .collect();
+            let mut out = Vec::with_capacity(batch.len());
+            for p in parts {
+                out.extend(
+                    p.join()
+                        .map_err(|_| ProjectionError::Storage("checking a batch failed".into()))?,
+                );
+            }
+            Ok(out)
+        })
+    })
+    .await
+    .map_err(|e| ProjectionError::Storage(format!("checking a batch: {e}")))?
+}
+
 /// Fewest events per transaction during a rebuild.
 pub const REBUILD_BATCH: usize = 2000;
 
@@ -535,13 +575,12 @@ pub async fn rebuild(
                         .filter(|s| *s <= target)
                         .max()
                         .unwrap_or(0);
-                    let events: Vec<StoredEvent> = batch
-                        .into_iter()
-                        .filter(|e| e.seq <= target)
-                        .filter_map(|e| rctx.checked(&reader, e.seq, &e.subject, &e.payload).ok())
-                        .collect();
-                    let decoded: Result<(Vec<StoredEvent>, u64), ProjectionError> =
-                        Ok((events, through));
+                    let batch: Vec<LogEntry> =
+                        batch.into_iter().filter(|e| e.seq <= target).collect();
+                    // a replay's cost is the signatures: every core checks a part of the batch
+                    let decoded = check_batch(&rctx, &reader, batch)
+                        .await
+                        .map(|events| (events, through));
                     let failed = decoded.is_err();
                     if tx.send(decoded).await.is_err() || failed || done {
                         return;
