@@ -1,5 +1,6 @@
-//! Stored-event decoding: parse, verify against a pinned key, decode to a typed event. Any
-//! input must give a typed error, never a panic; an input that verifies must also decode.
+//! Stored-event decoding: parse, verify against a pinned key, decode to a typed event, and the
+//! check every reader of the log applies (`EntryChecker`). Any input must give a typed error,
+//! never a panic; an input that verifies must also decode.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -16,8 +17,23 @@ fn ring() -> &'static (Ed25519Key, KeyRing) {
     })
 }
 
+fn checker() -> &'static accord_store::EntryChecker {
+    static CHECKER: OnceLock<accord_store::EntryChecker> = OnceLock::new();
+    CHECKER.get_or_init(|| {
+        let domain = accord_events::DomainId::parse("org-a").expect("domain");
+        accord_store::EntryChecker::new(domain, ring().1.clone())
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     let (_, ring) = ring();
+    // the reader's check, under the subject the bytes claim and under another one
+    let claimed = parse_unverified(data)
+        .map(|p| p.envelope.subject().to_string())
+        .unwrap_or_default();
+    let _ = checker().check(1, &claimed, data);
+    let _ = checker().check(2, "accord.evt.org-a.agent.x.CredentialRevoked", data);
+    let _ = checker().authentic(1, &claimed, data);
     if let Ok(parsed) = parse_unverified(data) {
         let _ = parsed.envelope.decode();
         let _ = parsed.envelope.subject().to_string();
