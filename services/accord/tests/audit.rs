@@ -39,19 +39,7 @@ impl Domain {
             &[("ACCORD_AUDIT__CHECKPOINT_EVERY_MS", "100")],
         );
         dev.wait_ready(Duration::from_secs(60)).await;
-        let admin = std::fs::read_to_string(dev.dir.join("http/admin.token")).unwrap();
-        publish_issuance_requirements(
-            &dev,
-            admin.trim(),
-            &[
-                ("initial_trust", false),
-                ("attestation", false),
-                ("aibom", false),
-                ("provider_endorsement", false),
-                ("owner_binding", false),
-            ],
-        )
-        .await;
+        publish_proof_of_possession_only(&dev).await;
         let work = tmp.path().join("work");
         std::fs::create_dir_all(&work).unwrap();
         Self { dev, work }

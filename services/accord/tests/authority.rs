@@ -111,18 +111,7 @@ impl Domain {
         let admin = read(dev.dir.join("http/admin.token")).trim().to_owned();
         // these tests are about the CSR, the signatures and revocation: a domain that asks
         // for proof of possession only (the evidence is tested in tests/evidence.rs)
-        publish_issuance_requirements(
-            &dev,
-            &admin,
-            &[
-                ("initial_trust", false),
-                ("attestation", false),
-                ("aibom", false),
-                ("provider_endorsement", false),
-                ("owner_binding", false),
-            ],
-        )
-        .await;
+        publish_proof_of_possession_only(&dev).await;
         let (url, http) = (dev.http(), dev.client());
         Self {
             dev,

@@ -68,18 +68,7 @@ impl Domain {
             .unwrap()
             .trim()
             .to_owned();
-        publish_issuance_requirements(
-            &dev,
-            &admin,
-            &[
-                ("initial_trust", false),
-                ("attestation", false),
-                ("aibom", false),
-                ("provider_endorsement", false),
-                ("owner_binding", false),
-            ],
-        )
-        .await;
+        publish_proof_of_possession_only(&dev).await;
         let (url, http) = (dev.http(), dev.client());
         Self {
             dev,

@@ -10,129 +10,11 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::*;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-struct Domain {
-    dev: Dev,
-    work: PathBuf,
-}
-
-impl Domain {
-    async fn start(tmp: &tempfile::TempDir, env: &[(&str, &str)]) -> Self {
-        let dev = Dev::start(&tmp.path().join("domain"), &[], env);
-        dev.wait_ready(Duration::from_secs(60)).await;
-        let admin = std::fs::read_to_string(dev.dir.join("http/admin.token")).unwrap();
-        publish_issuance_requirements(
-            &dev,
-            admin.trim(),
-            &[
-                ("initial_trust", false),
-                ("attestation", false),
-                ("aibom", false),
-                ("provider_endorsement", false),
-                ("owner_binding", false),
-            ],
-        )
-        .await;
-        let work = tmp.path().join("work");
-        std::fs::create_dir_all(&work).unwrap();
-        Self { dev, work }
-    }
-
-    fn dir(&self) -> &Path {
-        &self.dev.dir
-    }
-
-    fn nats_url(&self) -> String {
-        let state: Value =
-            serde_json::from_slice(&std::fs::read(self.dir().join("dev.json")).unwrap()).unwrap();
-        format!("tls://127.0.0.1:{}", state["nats_port"])
-    }
-
-    fn cli(&self, args: &[&str]) -> Command {
-        let mut c = accord();
-        c.args(args).arg("--data-dir").arg(self.dir());
-        c
-    }
-
-    /// Provisions and enrolls an agent into `<work>/<name>`; its id.
-    fn agent(&self, name: &str) -> String {
-        let token = self.work.join(format!("{name}.token"));
-        let id = must(&mut self.cli(&[
-            "agent",
-            "provision",
-            "--name",
-            name,
-            "--capability",
-            "feed.read",
-            "--token-out",
-            token.to_str().unwrap(),
-        ]))
-        .trim()
-        .to_owned();
-        must(&mut self.cli(&[
-            "agent",
-            "enroll",
-            "--agent-id",
-            &id,
-            "--enrollment-token-file",
-            token.to_str().unwrap(),
-            "--dir",
-            self.work.join(name).to_str().unwrap(),
-        ]));
-        id
-    }
-
-    fn revoke(&self, target: &str) -> u64 {
-        let out = must(&mut self.cli(&["revoke", target, "--reason", "keyCompromise"]));
-        out.trim().rsplit(' ').next().unwrap().parse().unwrap()
-    }
-
-    async fn last_seq(&self) -> u64 {
-        let (status, body) = self.dev.get("/v1/domain").await;
-        assert_eq!(status, 200);
-        body["last_seq"].as_u64().unwrap()
-    }
-
-    /// `/v1/projections` once every projection applied `seq`.
-    async fn projections_at(&self, seq: u64) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let (_, v) = self.dev.get("/v1/projections").await;
-            let all = v["projections"].as_array().unwrap();
-            if all
-                .iter()
-                .all(|p| p["applied"].as_u64().unwrap_or(0) >= seq)
-            {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "projections stuck before {seq}: {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn python(&self, script: &str) -> Command {
-        let mut c = accord_testkit::python();
-        c.current_dir(&self.work)
-            .arg(root().join("tests/python").join(script))
-            .args(["--nats-url", &self.nats_url(), "--ca"])
-            .arg(self.dir().join("tls/ca.pem"))
-            .args(["--domain", "dev"]);
-        c
-    }
-}
 
 /// The name of the `credentials` projection's durable consumer (what an auditor would pull
 /// from to steal its deliveries, finding 3).
@@ -166,7 +48,7 @@ async fn stream_config(dir: &Path) -> async_nats::jetstream::stream::Config {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_identity_writes_the_log_through_a_reply_subject() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = Domain::start(&tmp, &[]).await;
+    let d = AgentDomain::start(&tmp).await;
     let attacker = d.agent("attacker");
     // the agent whose feed the attacks aim at, and the one revoked afterwards
     let victim = d.agent("victim");
@@ -196,7 +78,7 @@ async fn no_identity_writes_the_log_through_a_reply_subject() {
     ];
     for (who, creds) in &runs {
         let o = d
-            .python("poison_log.py")
+            .script("poison_log.py")
             .args(creds)
             .args(["--victim", &victim, "--consumer", &consumer])
             .output()
@@ -250,7 +132,7 @@ async fn no_identity_writes_the_log_through_a_reply_subject() {
     let cursor = d.work.join("victim.cursor");
     std::fs::write(&cursor, before.to_string()).unwrap();
     let watcher = d
-        .python("watch_revocations.py")
+        .script("watch_revocations.py")
         .args(["--dir", "victim", "--expect", "1", "--timeout", "20"])
         .arg("--cursor-file")
         .arg(&cursor)
@@ -304,7 +186,7 @@ async fn plant(dir: &Path, subject: &str, payload: Vec<u8>) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_message_is_skipped_and_reported_by_every_reader() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = Domain::start(&tmp, &[]).await;
+    let d = AgentDomain::start(&tmp).await;
     let watcher = d.agent("watcher");
     let victim = d.agent("victim");
     let bystander = d.agent("bystander");

@@ -9,7 +9,6 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,119 +17,6 @@ use accord_authority::signer::SoftwareKey;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use support::*;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-struct Domain {
-    dev: Dev,
-    work: PathBuf,
-}
-
-impl Domain {
-    async fn start(tmp: &tempfile::TempDir) -> Self {
-        let dev = Dev::start(&tmp.path().join("domain"), &[], &[]);
-        dev.wait_ready(Duration::from_secs(60)).await;
-        // the feed is what these tests are about: agents enroll on proof of possession (the
-        // evidence is tested in tests/evidence.rs)
-        let admin = std::fs::read_to_string(dev.dir.join("http/admin.token")).unwrap();
-        publish_issuance_requirements(
-            &dev,
-            admin.trim(),
-            &[
-                ("initial_trust", false),
-                ("attestation", false),
-                ("aibom", false),
-                ("provider_endorsement", false),
-                ("owner_binding", false),
-            ],
-        )
-        .await;
-        let work = tmp.path().join("work");
-        std::fs::create_dir_all(&work).unwrap();
-        Self { dev, work }
-    }
-
-    fn dir(&self) -> &Path {
-        &self.dev.dir
-    }
-
-    fn state(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(self.dir().join("dev.json")).unwrap()).unwrap()
-    }
-
-    fn nats_url(&self) -> String {
-        format!("tls://127.0.0.1:{}", self.state()["nats_port"])
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir().join("tls/ca.pem")
-    }
-
-    fn cli(&self, args: &[&str]) -> Command {
-        let mut c = accord();
-        c.args(args).arg("--data-dir").arg(self.dir());
-        c
-    }
-
-    /// Provisions and enrolls an agent into `<work>/<name>`; its id.
-    fn agent(&self, name: &str) -> String {
-        let token = self.work.join(format!("{name}.token"));
-        let id = must(&mut self.cli(&[
-            "agent",
-            "provision",
-            "--name",
-            name,
-            "--capability",
-            "feed.read",
-            "--token-out",
-            token.to_str().unwrap(),
-        ]))
-        .trim()
-        .to_owned();
-        let dir = self.work.join(name);
-        must(&mut self.cli(&[
-            "agent",
-            "enroll",
-            "--agent-id",
-            &id,
-            "--enrollment-token-file",
-            token.to_str().unwrap(),
-            "--dir",
-            dir.to_str().unwrap(),
-        ]));
-        id
-    }
-
-    /// `accord revoke <agent>`; the sequence of the revocation.
-    fn revoke(&self, target: &str) -> u64 {
-        let out = must(&mut self.cli(&["revoke", target, "--reason", "keyCompromise"]));
-        out.trim().rsplit(' ').next().unwrap().parse().unwrap()
-    }
-
-    async fn last_seq(&self) -> u64 {
-        let (status, body) = self.dev.get("/v1/domain").await;
-        assert_eq!(status, 200);
-        body["last_seq"].as_u64().unwrap()
-    }
-
-    /// `tests/python/watch_revocations.py` as the agent in `<work>/<name>`.
-    fn python(&self, name: &str, args: &[&str]) -> Command {
-        let mut c = accord_testkit::python();
-        c.current_dir(&self.work)
-            .arg(root().join("tests/python/watch_revocations.py"))
-            .args(["--nats-url", &self.nats_url(), "--ca"])
-            .arg(self.ca())
-            .args(["--dir", name, "--domain", "dev"])
-            .args(args);
-        c
-    }
-
-    fn read(&self, name: &str, file: &str) -> Vec<u8> {
-        std::fs::read(self.work.join(name).join(file)).unwrap()
-    }
-}
 
 /// The JSON lines a Python run printed: its revocations and its summary.
 fn python_lines(out: &str) -> (Vec<Value>, Value) {
@@ -187,7 +73,7 @@ fn finish(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_agent_reads_its_feed_is_refused_the_rest_and_catches_up_after_an_outage() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = Domain::start(&tmp).await;
+    let d = AgentDomain::start(&tmp).await;
     d.agent("watcher");
     let victims: Vec<String> = (0..3).map(|i| d.agent(&format!("victim{i}"))).collect();
     let cursor = "watcher.cursor";
@@ -195,7 +81,7 @@ async fn a_python_agent_reads_its_feed_is_refused_the_rest_and_catches_up_after_
     // 1. subscribed with the credentials the ACA issued, it receives a revocation and is
     //    refused everything else it tries
     let before = d.last_seq().await;
-    let (child, out) = start_python(&mut d.python(
+    let (child, out) = start_python(&mut d.watcher(
         "watcher",
         &[
             "--probe",
@@ -245,7 +131,7 @@ async fn a_python_agent_reads_its_feed_is_refused_the_rest_and_catches_up_after_
     // 2. an outage: revocations made while it is not running
     let missed: Vec<u64> = victims[1..].iter().map(|v| d.revoke(v)).collect();
     let o = d
-        .python(
+        .watcher(
             "watcher",
             &["--expect", "2", "--cursor-file", cursor, "--timeout", "20"],
         )
@@ -265,7 +151,7 @@ async fn a_python_agent_reads_its_feed_is_refused_the_rest_and_catches_up_after_
 }
 
 /// A connection attempt with `user`/`pass`: Ok(client) or the refusal.
-async fn connect(d: &Domain, user: &str, pass: &str) -> Result<async_nats::Client, String> {
+async fn connect(d: &AgentDomain, user: &str, pass: &str) -> Result<async_nats::Client, String> {
     async_nats::ConnectOptions::with_user_and_password(user.to_owned(), pass.to_owned())
         .add_root_certificates(d.ca())
         .require_tls(true)
@@ -302,7 +188,7 @@ fn claims_of(token: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callout_refuses_revoked_forged_expired_and_replayed_credentials() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = Domain::start(&tmp).await;
+    let d = AgentDomain::start(&tmp).await;
     let id = d.agent("a");
     let wit = String::from_utf8(d.read("a", "wit.jwt")).unwrap();
     let key = SoftwareKey::from_pkcs8(&d.read("a", "key.pk8"), "a").unwrap();
@@ -444,7 +330,7 @@ async fn the_callout_refuses_revoked_forged_expired_and_replayed_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rust_library_the_cli_and_the_sse_stream_round_trip() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = Domain::start(&tmp).await;
+    let d = AgentDomain::start(&tmp).await;
     let id = d.agent("lib");
     let victims: Vec<String> = (0..3).map(|i| d.agent(&format!("v{i}"))).collect();
     let domain = accord_events::DomainId::parse("dev").unwrap();
@@ -558,7 +444,7 @@ async fn the_rust_library_the_cli_and_the_sse_stream_round_trip() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_proof_is_spent_once_even_across_an_aca_restart() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut d = Domain::start(&tmp).await;
+    let mut d = AgentDomain::start(&tmp).await;
     d.agent("a");
     let wit = String::from_utf8(d.read("a", "wit.jwt")).unwrap();
     let key = SoftwareKey::from_pkcs8(&d.read("a", "key.pk8"), "a").unwrap();
@@ -599,7 +485,7 @@ async fn a_proof_is_spent_once_even_across_an_aca_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feed_follows_a_renewal() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = Domain::start(&tmp).await;
+    let d = AgentDomain::start(&tmp).await;
     d.agent("watcher");
     let victim = d.agent("victim");
     let cursor = d.work.join("watcher.cursor");

@@ -23,7 +23,7 @@ pub use accord_authority::feed::{FeedDecodeError, Revocation};
 use accord_authority::feedctl::{self, OpenAnswer, OpenRequest};
 use accord_authority::jws::{self, TYP_WPT};
 use accord_authority::signer::SoftwareKey;
-use accord_events::{AgentId, DomainId, KeyRing, Subject};
+use accord_events::{AgentId, DomainId, KeyRing};
 use futures::{SinkExt, Stream, StreamExt};
 use serde_json::json;
 
@@ -338,22 +338,23 @@ impl RevocationFeed {
             seq: d.stream_seq,
             reason,
         };
-        let verified = match self.ring.verify(&msg.payload) {
-            Ok(v) => v,
-            Err(e) => return foreign(format!("not an event signed by the domain: {e}")),
+        // the check every reader of the log applies: signed by a pinned key of the domain,
+        // an event of this domain, stored under the subject it names
+        let env = match accord_store::authenticate(
+            &self.ring,
+            Some(&self.domain),
+            d.stream_seq,
+            msg.subject.as_str(),
+            &msg.payload,
+        ) {
+            Ok(v) => v.into_envelope(),
+            Err(e) => return foreign(e.problem.to_string()),
         };
-        let env = verified.envelope();
-        if env.domain != self.domain {
-            return foreign(format!("an event of domain {}", env.domain));
-        }
-        let claimed = env.subject().to_string();
-        if claimed != msg.subject.as_str() || Subject::parse(msg.subject.as_str()).is_err() {
-            return foreign(format!(
-                "stored under {} but the event says {claimed}",
-                msg.subject
-            ));
-        }
-        match Revocation::decode(d.stream_seq, &msg.payload) {
+        let revocation = env
+            .decode()
+            .map_err(|e| FeedDecodeError::Event(e.to_string()))
+            .and_then(|event| Revocation::of(d.stream_seq, &env, event));
+        match revocation {
             Ok(r) => Seen::Revocation(r),
             Err(e) => foreign(e.to_string()),
         }

@@ -529,11 +529,14 @@ pub async fn kick_revoked(
         };
         let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
         // only an authentic revocation of this domain kicks anyone (finding 1)
-        if let Err(e) = store.checker().check(seq, &m.subject, &m.payload) {
-            store.foreign().report("kick", &m.subject, &e);
-            continue;
-        }
-        let Ok(r) = crate::feed::Revocation::decode(seq, &m.payload) else {
+        let stored = match store.checker().check(seq, &m.subject, &m.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                store.foreign().report("kick", &m.subject, &e);
+                continue;
+            }
+        };
+        let Ok(r) = crate::feed::Revocation::of(seq, &stored.envelope, stored.event) else {
             continue;
         };
         if let Some(system) = &system {

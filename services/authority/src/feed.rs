@@ -59,16 +59,25 @@ pub enum FeedDecodeError {
 }
 
 impl Revocation {
-    /// Decodes a stored `CredentialRevoked` (the bytes of the log's message) at `seq`. The
-    /// event's signature is not checked here: the feed comes from the domain's own stream over
-    /// an authenticated connection (see `accord_events::signing::UnverifiedEvent`).
+    /// Decodes a stored `CredentialRevoked` (the bytes of the log's message) at `seq`. Nothing
+    /// here says who signed it: readers check the entry first (`accord_store::EntryChecker`,
+    /// `accord_store::authenticate`) and then take [`Revocation::of`] from what they checked.
     pub fn decode(seq: u64, payload: &[u8]) -> Result<Self, FeedDecodeError> {
         let e = accord_events::signing::parse_unverified(payload)
             .map_err(|e| FeedDecodeError::Event(e.to_string()))?;
-        let env = e.envelope;
-        let event = env
+        let event = e
+            .envelope
             .decode()
             .map_err(|e| FeedDecodeError::Event(e.to_string()))?;
+        Self::of(seq, &e.envelope, event)
+    }
+
+    /// The revocation an event at `seq` records, or why it is none.
+    pub fn of(
+        seq: u64,
+        env: &accord_events::Envelope,
+        event: Event,
+    ) -> Result<Self, FeedDecodeError> {
         let Event::CredentialRevoked(r) = event else {
             return Err(FeedDecodeError::NotRevocation(
                 env.event_type.as_str().to_owned(),
@@ -96,21 +105,6 @@ pub struct SseRevocation {
     pub subject: String,
     /// The stored message, byte for byte, in standard base64: `{"event":…,"sig":…}`.
     pub signed: String,
-}
-
-/// The stream sequence of a JetStream delivery, from its `$JS.ACK` reply subject (the v1 form
-/// `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` or the v2 form with
-/// domain and account hash before the stream and a token after).
-pub fn stream_seq(reply: &str) -> Option<u64> {
-    let t: Vec<&str> = reply.split('.').collect();
-    if t.len() < 2 || t[0] != "$JS" || t[1] != "ACK" {
-        return None;
-    }
-    match t.len() {
-        9 => t[5].parse().ok(),
-        n if n >= 11 => t[7].parse().ok(),
-        _ => None,
-    }
 }
 
 /// The subject filter of the feed.
@@ -276,11 +270,14 @@ async fn stream(State(s): State<FeedState>, req: Request) -> Result<Response, Pr
             let seq = m.info().ok()?.stream_sequence;
             // only authentic revocations of the domain are served (finding 1): anything else
             // in the log is skipped and reported, and the stream goes on
-            if let Err(e) = checker.check(seq, &m.subject, &m.payload) {
-                foreign.report("sse", &m.subject, &e);
-                return None;
-            }
-            match Revocation::decode(seq, &m.payload) {
+            let stored = match checker.check(seq, &m.subject, &m.payload) {
+                Ok(e) => e,
+                Err(e) => {
+                    foreign.report("sse", &m.subject, &e);
+                    return None;
+                }
+            };
+            match Revocation::of(seq, &stored.envelope, stored.event) {
                 Ok(revocation) => Some(SseRevocation {
                     revocation,
                     subject: m.subject.to_string(),
@@ -312,21 +309,6 @@ async fn stream(State(s): State<FeedState>, req: Request) -> Result<Response, Pr
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn stream_sequences_come_from_both_ack_forms() {
-        assert_eq!(
-            stream_seq("$JS.ACK.ACCORD_EVENTS.rev-x.1.42.7.1700000000000000000.0"),
-            Some(42)
-        );
-        assert_eq!(
-            stream_seq("$JS.ACK.dev.ACCHASH.ACCORD_EVENTS.rev-x.1.43.7.1700000000000000000.0.tok"),
-            Some(43)
-        );
-        assert_eq!(stream_seq("_INBOX.abc"), None);
-        assert_eq!(stream_seq("$JS.ACK.a.b.c"), None);
-        assert_eq!(stream_seq("$JS.ACK.S.C.1.x.7.1.0"), None);
-    }
 
     #[test]
     fn only_revocations_decode() {

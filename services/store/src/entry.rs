@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use accord_events::signing::VerifyError;
+use accord_events::signing::{VerifiedEvent, VerifyError};
 use accord_events::{DomainId, KeyRing, Subject};
 
 use crate::StoredEvent;
@@ -194,28 +194,45 @@ impl EntryChecker {
         subject: &str,
         payload: &[u8],
     ) -> Result<accord_events::Envelope, EntryError> {
-        let err = |p| Self::problem(seq, p);
         let ring = self
             .ring
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let envelope = ring
-            .verify(payload)
-            .map_err(|e| err(EntryProblem::of_verify(e)))?
-            .into_envelope();
-        if envelope.domain != self.domain {
-            return Err(err(EntryProblem::OtherDomain(envelope.domain.to_string())));
-        }
-        let claimed = envelope.subject().to_string();
-        if claimed != subject || Subject::parse(subject).is_err() {
-            return Err(err(EntryProblem::SubjectMismatch {
-                stored: subject.to_owned(),
-                claimed,
-            }));
-        }
-        Ok(envelope)
+        authenticate(&ring, Some(&self.domain), seq, subject, payload)
+            .map(VerifiedEvent::into_envelope)
     }
+}
+
+/// What every reader of a log checks of one stored entry, whoever it is (the domain's own
+/// readers, auditors, agents): the signature is by a key of `ring`, the event is of `domain`
+/// (when given; an auditor names a wrong domain itself), and it is stored under the subject its
+/// envelope names (an event moved to another aggregate is not authentic there).
+pub fn authenticate(
+    ring: &KeyRing,
+    domain: Option<&DomainId>,
+    seq: u64,
+    subject: &str,
+    payload: &[u8],
+) -> Result<VerifiedEvent, EntryError> {
+    let err = |problem| EntryError { seq, problem };
+    let verified = ring
+        .verify(payload)
+        .map_err(|e| err(EntryProblem::of_verify(e)))?;
+    let envelope = verified.envelope();
+    if let Some(d) = domain
+        && envelope.domain != *d
+    {
+        return Err(err(EntryProblem::OtherDomain(envelope.domain.to_string())));
+    }
+    let claimed = envelope.subject().to_string();
+    if claimed != subject || Subject::parse(subject).is_err() {
+        return Err(err(EntryProblem::SubjectMismatch {
+            stored: subject.to_owned(),
+            claimed,
+        }));
+    }
+    Ok(verified)
 }
 
 /// A foreign entry as reported.

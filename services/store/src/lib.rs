@@ -33,7 +33,7 @@ use async_nats::jetstream;
 
 pub use append::{AppendOutcome, MAX_EVENTS_PER_COMMAND};
 pub use direct::RawMessage;
-pub use entry::{EntryChecker, EntryError, EntryProblem, ForeignEntry, ForeignLog};
+pub use entry::{EntryChecker, EntryError, EntryProblem, ForeignEntry, ForeignLog, authenticate};
 pub use error::{InvalidAppend, StoreError};
 pub use load::LoadedAggregate;
 pub use pipeline::PendingFact;

@@ -2,8 +2,8 @@
 //! consumer (ephemeral, flow-controlled, self-healing) over the domain's subjects, and the
 //! checks that apply where bytes cross a trust boundary.
 
+use accord_events::KeyRing;
 use accord_events::signing::VerifiedEvent;
-use accord_events::{KeyRing, Subject};
 use async_nats::jetstream::{self, consumer};
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -27,25 +27,11 @@ pub struct LogEntry {
 pub use crate::entry::{EntryError, EntryProblem};
 
 /// Verifies an entry's signature against pinned keys, and that it is stored under the subject
-/// its envelope names (an event moved to another aggregate is not authentic there). For
-/// readers outside the domain (auditors); the domain's own readers use
-/// [`crate::EntryChecker`], which also checks the domain and decodes the event.
+/// its envelope names ([`crate::entry::authenticate`], no domain named). For readers outside
+/// the domain (auditors); the domain's own readers use [`crate::EntryChecker`], which also
+/// checks the domain and decodes the event.
 pub fn verify_entry(ring: &KeyRing, entry: &LogEntry) -> Result<VerifiedEvent, EntryError> {
-    let err = |problem| EntryError {
-        seq: entry.seq,
-        problem,
-    };
-    let verified = ring
-        .verify(&entry.payload)
-        .map_err(|e| err(EntryProblem::of_verify(e)))?;
-    let claimed = verified.envelope().subject().to_string();
-    if claimed != entry.subject || Subject::parse(&entry.subject).is_err() {
-        return Err(err(EntryProblem::SubjectMismatch {
-            stored: entry.subject.clone(),
-            claimed,
-        }));
-    }
-    Ok(verified)
+    crate::entry::authenticate(ring, None, entry.seq, &entry.subject, &entry.payload)
 }
 
 /// How a reader reaches the log.

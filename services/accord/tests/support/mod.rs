@@ -13,6 +13,10 @@ use accord_events::{
 };
 use accord_store::{EventStore, StoreConfig, Version};
 
+pub mod agents;
+#[allow(unused_imports)]
+pub use agents::AgentDomain;
+
 pub fn accord() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));
     c.env("ACCORD_TOOLS_DIR", accord_testkit::tools_dir());
@@ -477,6 +481,25 @@ pub async fn publish_issuance_requirements(dev: &Dev, admin: &str, require: &[(&
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Publishes the library with an issuance policy that asks proof of possession only (what a
+/// campus domain might decide; tests whose subject is not the evidence enroll this way).
+#[allow(dead_code)]
+pub async fn publish_proof_of_possession_only(dev: &Dev) {
+    let admin = std::fs::read_to_string(dev.dir.join("http/admin.token")).unwrap();
+    publish_issuance_requirements(
+        dev,
+        admin.trim(),
+        &[
+            ("initial_trust", false),
+            ("attestation", false),
+            ("aibom", false),
+            ("provider_endorsement", false),
+            ("owner_binding", false),
+        ],
+    )
+    .await;
 }
 
 /// Runs `cmd`, which must succeed; its stdout (what it printed goes into the failure).
