@@ -150,8 +150,8 @@ catalogue! {
     EnvironmentCertificateRevoked(v 1, Trust),
     AgentProvisioned(v 1, Agent),
     CredentialRequested(v 1, Agent),
-    CredentialIssued(v 1, Agent),
-    CredentialRenewed(v 1, Agent),
+    CredentialIssued(v 2, Agent),
+    CredentialRenewed(v 2, Agent),
     CredentialRevoked(v 1, Agent),
     CredentialExpired(v 1, Agent),
     KeyRotated(v 1, Agent),
@@ -215,9 +215,8 @@ impl Event {
     }
 }
 
-/// Upcasters: each turns version N of a type into version N+1. There are none yet (every
-/// type is at version 1); the first change of shape adds an arm here and a fixture of the old
-/// version under `events/fixtures/`.
+/// Upcasters: each turns version N of a type into version N+1; a change of shape adds an arm
+/// here, and the old version's golden fixture stays under `events/fixtures/`.
 pub mod upcast {
     use serde_json::Value;
 
@@ -239,12 +238,17 @@ pub mod upcast {
         Ok(data)
     }
 
-    fn step(event_type: &'static str, version: u32, _data: Value) -> Result<Value, DecodeError> {
-        // match (event_type, version) { ("CredentialIssued", 1) => ..., }
-        Err(DecodeError::UnknownVersion {
-            event_type,
-            version,
-            current: version + 1,
-        })
+    fn step(event_type: &'static str, version: u32, data: Value) -> Result<Value, DecodeError> {
+        match (event_type, version) {
+            // v2 added the optional `request` and `owner_bound` (ADR 0013). A v1 event has
+            // neither: they were events of their own then, recorded just before it in the same
+            // atomic batch, so its data is a v2 with both absent.
+            ("CredentialIssued" | "CredentialRenewed", 1) => Ok(data),
+            _ => Err(DecodeError::UnknownVersion {
+                event_type,
+                version,
+                current: version + 1,
+            }),
+        }
     }
 }

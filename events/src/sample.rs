@@ -80,6 +80,24 @@ fn owner() -> Owner {
     }
 }
 
+fn credential_requested() -> CredentialRequested {
+    CredentialRequested {
+        csr_digest: digest("csr"),
+        key_thumbprint: kid("agent-key"),
+        key_algorithm: KeyAlgorithm::EcdsaP256,
+        requested_capabilities: caps(&["calendar.read", "mail.send"]),
+    }
+}
+
+fn owner_bound() -> OwnerBound {
+    OwnerBound {
+        owner: owner(),
+        scope: caps(&["calendar.read", "mail.send", "files.read"]),
+        evidence: digest("id-token"),
+        expires_at: Some(ts("2026-12-26T09:00:00.000000Z")),
+    }
+}
+
 fn issued_credential() -> IssuedCredential {
     IssuedCredential {
         serial: serial("5a0c3e8b9f1d2a4c6e8f0a1b3c5d7e9f"),
@@ -245,25 +263,23 @@ pub fn event(name: &str) -> Option<Event> {
             requested_capabilities: caps(&["calendar.read", "mail.send"]),
         }
         .into(),
-        "CredentialRequested" => CredentialRequested {
-            csr_digest: digest("csr"),
-            key_thumbprint: kid("agent-key"),
-            key_algorithm: KeyAlgorithm::EcdsaP256,
-            requested_capabilities: caps(&["calendar.read", "mail.send"]),
-        }
-        .into(),
+        "CredentialRequested" => credential_requested().into(),
         "CredentialIssued" => CredentialIssued {
+            request: Some(credential_requested()),
             credential: issued_credential(),
             checks: checks(),
             policy: policy_ref(),
+            owner_bound: Some(owner_bound()),
         }
         .into(),
         "CredentialRenewed" => CredentialRenewed {
+            request: Some(credential_requested()),
             previous_serial: serial("0f"),
             same_key: true,
             credential: issued_credential(),
             checks: checks(),
             policy: policy_ref(),
+            owner_bound: None,
         }
         .into(),
         "CredentialRevoked" => CredentialRevoked {
@@ -286,13 +302,7 @@ pub fn event(name: &str) -> Option<Event> {
             grace_until: ts("2026-11-26T09:45:00.000000Z"),
         }
         .into(),
-        "OwnerBound" => OwnerBound {
-            owner: owner(),
-            scope: caps(&["calendar.read", "mail.send", "files.read"]),
-            evidence: digest("id-token"),
-            expires_at: Some(ts("2026-12-26T09:00:00.000000Z")),
-        }
-        .into(),
+        "OwnerBound" => owner_bound().into(),
         "OwnerUnbound" => OwnerUnbound {
             owner: owner(),
             reason: "owner left the organization".into(),

@@ -351,6 +351,34 @@ impl KeyRing {
         Ok(VerifiedEvent { envelope, kid })
     }
 
+    /// Verifies a detached signature over `context || msg` by the pinned key `kid` (what
+    /// [`Ed25519Key::sign`] made over the same bytes). For signed blobs that are not events
+    /// (aggregate snapshots); `context` keeps them from ever verifying as an event.
+    pub fn verify_detached(
+        &self,
+        kid: &KeyId,
+        context: &[u8],
+        msg: &[u8],
+        sig: &[u8],
+    ) -> Result<(), VerifyError> {
+        if context == SIGNING_CONTEXT {
+            return Err(VerifyError::BadSignature(kid.clone()));
+        }
+        if !self.pins.contains(kid) {
+            return Err(VerifyError::UnpinnedKey(kid.clone()));
+        }
+        let public = self
+            .keys
+            .get(kid)
+            .ok_or_else(|| VerifyError::UnknownPublicKey(kid.clone()))?;
+        let mut input = Vec::with_capacity(context.len() + msg.len());
+        input.extend_from_slice(context);
+        input.extend_from_slice(msg);
+        UnparsedPublicKey::new(&ED25519, public)
+            .verify(&input, sig)
+            .map_err(|_| VerifyError::BadSignature(kid.clone()))
+    }
+
     fn check(&self, kid: &KeyId, event_bytes: &[u8], sig_b64: &str) -> Result<(), VerifyError> {
         if !self.pins.contains(kid) {
             return Err(VerifyError::UnpinnedKey(kid.clone()));

@@ -170,24 +170,44 @@ pub struct IssuedCredential {
     pub issuer_key: KeyId,
 }
 
-/// A credential was issued; records what was checked and under which policy.
+/// A credential was issued; records what was asked for, what was checked and under which
+/// policy, all in one event (one compare-and-set publish, ADR 0013).
+///
+/// Version 2 carries the request and the owner binding the request's evidence established.
+/// In version 1 they were events of their own (`CredentialRequested`, `OwnerBound`) recorded
+/// just before it in the same atomic batch; a version 1 event upcasts with both absent.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialIssued {
+    /// What the request asked for (absent in version 1: a `CredentialRequested` precedes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<CredentialRequested>,
     pub credential: IssuedCredential,
     pub checks: Vec<CheckRecord>,
     pub policy: PolicyRef,
+    /// The owner binding this request's evidence established (an ID token or role grant); the
+    /// agent acts for this owner from now on, as after an `OwnerBound`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_bound: Option<OwnerBound>,
 }
 
 /// A credential was renewed: a new credential replacing `previous_serial`.
+///
+/// Version 2 carries the request and a new owner binding, as [`CredentialIssued`] does.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialRenewed {
+    /// What the request asked for (absent in version 1: a `CredentialRequested` precedes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<CredentialRequested>,
     pub previous_serial: CredentialSerial,
     pub same_key: bool,
     pub credential: IssuedCredential,
     pub checks: Vec<CheckRecord>,
     pub policy: PolicyRef,
+    /// A new owner binding established by this request's evidence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_bound: Option<OwnerBound>,
 }
 
 /// RFC 5280 §5.3.1 reason codes.

@@ -39,6 +39,13 @@ pub struct HeldCredential {
     pub aibom_digest: Option<accord_events::Digest>,
 }
 
+/// The version of [`Agent`]'s serialised state in its snapshots (ADR 0014). Bump it with any
+/// change to `Agent` (or what it holds) that would make an old snapshot deserialise to
+/// anything but what its events fold to now: a new field with a default that old events
+/// would not have folded to, a field whose meaning changes. Old snapshots are then refused and
+/// rewritten from the events.
+pub const STATE_VERSION: u32 = 1;
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Agent {
     pub provisioned: Option<Provisioned>,
@@ -242,9 +249,11 @@ impl Aggregate for Agent {
                             return Err(AgentError::AlreadyEnrolled);
                         }
                         Event::CredentialIssued(CredentialIssued {
+                            request: Some(requested),
                             credential: *credential,
                             checks,
                             policy,
+                            owner_bound: owner_bound.map(|b| *b),
                         })
                     }
                     Grant::Renewal {
@@ -280,19 +289,19 @@ impl Aggregate for Agent {
                             });
                         }
                         Event::CredentialRenewed(CredentialRenewed {
+                            request: Some(requested),
                             previous_serial: previous,
                             same_key,
                             credential: *credential,
                             checks,
                             policy,
+                            owner_bound: owner_bound.map(|b| *b),
                         })
                     }
                 };
-                sink.write(Event::CredentialRequested(requested), self)
-                    .await;
-                if let Some(b) = owner_bound {
-                    sink.write(Event::OwnerBound(*b), self).await;
-                }
+                // the request, its owner binding and the credential are one event: one
+                // compare-and-set publish (ADR 0013); a renewal's second fact (the superseded
+                // credential's end, or the key rotation) makes it an atomic batch
                 sink.write(event, self).await;
                 if let Some(r) = rotated {
                     sink.write(Event::KeyRotated(r), self).await;
@@ -424,10 +433,16 @@ impl Aggregate for Agent {
             }
             Event::CredentialIssued(c) => {
                 self.enrolled = true;
+                if let Some(b) = c.owner_bound {
+                    self.owner = Some(b);
+                }
                 self.credentials
                     .insert(c.credential.serial.clone(), held(&c.credential));
             }
             Event::CredentialRenewed(c) => {
+                if let Some(b) = c.owner_bound {
+                    self.owner = Some(b);
+                }
                 if let Some(prev) = self.credentials.get_mut(&c.previous_serial) {
                     prev.renewed = true;
                 }

@@ -102,6 +102,10 @@ impl Projection for Registry {
                 a.insert("owner_scope".into(), Value::Null);
             }
             Event::CredentialIssued(c) => {
+                if let Some(o) = &c.owner_bound {
+                    a.insert("owner".into(), to_value(self.name(), seq, &o.owner)?);
+                    a.insert("owner_scope".into(), to_value(self.name(), seq, &o.scope)?);
+                }
                 a.insert("credential".into(), json!(c.credential.serial.to_string()));
                 a.insert(
                     "capabilities".into(),
@@ -113,6 +117,10 @@ impl Projection for Registry {
                 );
             }
             Event::CredentialRenewed(c) => {
+                if let Some(o) = &c.owner_bound {
+                    a.insert("owner".into(), to_value(self.name(), seq, &o.owner)?);
+                    a.insert("owner_scope".into(), to_value(self.name(), seq, &o.scope)?);
+                }
                 a.insert("credential".into(), json!(c.credential.serial.to_string()));
                 a.insert(
                     "capabilities".into(),

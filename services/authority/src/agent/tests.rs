@@ -80,9 +80,11 @@ fn record(grant: Grant, c: IssuedCredential) -> AgentCommand {
 
 fn issued(c: IssuedCredential) -> Event {
     Event::CredentialIssued(CredentialIssued {
+        request: Some(requested()),
         credential: c,
         checks: Vec::new(),
         policy: policy(),
+        owner_bound: None,
     })
 }
 
@@ -106,10 +108,7 @@ fn enrollment_records_the_request_and_the_credential_once() {
     Fw::with(())
         .given(vec![Event::AgentProvisioned(p.clone())])
         .when(record(Grant::Enrollment, c.clone()))
-        .then_expect_events(vec![
-            Event::CredentialRequested(requested()),
-            issued(c.clone()),
-        ]);
+        .then_expect_events(vec![issued(c.clone())]);
     // the enrollment token is spent
     Fw::with(())
         .given(vec![Event::AgentProvisioned(p.clone()), issued(c)])
@@ -160,13 +159,14 @@ fn renewal_needs_a_live_credential_and_says_whether_the_key_changed() {
             next.clone(),
         ))
         .then_expect_events(vec![
-            Event::CredentialRequested(requested()),
             Event::CredentialRenewed(CredentialRenewed {
+                request: Some(requested()),
                 previous_serial: c.serial.clone(),
                 same_key: false,
                 credential: next.clone(),
                 checks: Vec::new(),
                 policy: policy(),
+                owner_bound: None,
             }),
             // another key: a rotation, the old credential kept for the grace period
             Event::KeyRotated(KeyRotated {
@@ -235,11 +235,13 @@ fn revocation_takes_live_credentials_only() {
     let a = credential(&p, "4a01", 1, 1);
     let b = credential(&p, "4a02", 1, 1);
     let renewed = Event::CredentialRenewed(CredentialRenewed {
+        request: Some(requested()),
         previous_serial: a.serial.clone(),
         same_key: true,
         credential: b.clone(),
         checks: Vec::new(),
         policy: policy(),
+        owner_bound: None,
     });
     let at = Timestamp::now();
     let history = vec![
@@ -298,11 +300,13 @@ fn renewal(previous: &IssuedCredential) -> Grant {
 
 fn renewed(previous: &IssuedCredential, next: &IssuedCredential) -> Event {
     Event::CredentialRenewed(CredentialRenewed {
+        request: Some(requested()),
         previous_serial: previous.serial.clone(),
         same_key: previous.key_thumbprint == next.key_thumbprint,
         credential: next.clone(),
         checks: Vec::new(),
         policy: policy(),
+        owner_bound: None,
     })
 }
 
@@ -333,10 +337,9 @@ fn a_credential_renews_once() {
         .when(record(renewal(&a), b.clone()))
         .inspect_result()
         .unwrap();
-    assert_eq!(r.len(), 3, "{r:?}");
-    assert_eq!(r[0], Event::CredentialRequested(requested()));
-    assert_eq!(r[1], renewed(&a, &b));
-    match &r[2] {
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[0], renewed(&a, &b));
+    match &r[1] {
         Event::CredentialRevoked(x) => {
             assert_eq!(x.serials, vec![a.serial.clone()]);
             assert_eq!(x.reason, RevocationReason::Superseded);
@@ -358,7 +361,7 @@ fn a_credential_renews_once() {
         issued(a.clone()),
         renewed(&a, &b),
     ];
-    superseded.push(r[2].clone());
+    superseded.push(r[1].clone());
     Fw::with(())
         .given(superseded.clone())
         .when(record(renewal(&a), fork))
