@@ -132,6 +132,12 @@ impl EventStore {
             signed.push(self.inner.signer.sign_event(env)?);
         }
 
+        for s in &signed {
+            self.inner
+                .checker
+                .cache()
+                .signed_here(&s.envelope.subject().to_string(), &s.bytes);
+        }
         let published = if signed.len() == 1 {
             self.publish_one(&signed[0], expected, &filter).await
         } else {

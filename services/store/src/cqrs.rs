@@ -18,6 +18,7 @@ use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope};
 
 use crate::error::StoreError;
 use crate::load::LoadedAggregate;
+use crate::snapshot::{Base, SNAPSHOT_AFTER, SnapshotProblem, recent_commands};
 use crate::{EventStore, StoredEvent, Version};
 
 /// Keys of the cqrs-es metadata map that carry an Accord [`Metadata`].
@@ -88,6 +89,8 @@ pub fn metadata_from_map(m: &HashMap<String, String>) -> Result<Metadata, StoreE
 pub struct JetStreamStore<A> {
     store: EventStore,
     kind: AggregateKind,
+    /// The state version of `A`'s snapshots, when it keeps them (ADR 0014).
+    snapshots: Option<u32>,
     _a: PhantomData<fn() -> A>,
 }
 
@@ -110,8 +113,17 @@ impl<A: Aggregate<Event = Event>> JetStreamStore<A> {
         Ok(Self {
             store,
             kind,
+            snapshots: None,
             _a: PhantomData,
         })
+    }
+
+    /// Keeps snapshots of `A` (ADR 0014), written and read as `state_version`: the version
+    /// of `A`'s serialised state, to be bumped whenever a change to `A`'s fields would make
+    /// an old snapshot deserialise to anything but what its events fold to.
+    pub fn with_snapshots(mut self, state_version: u32) -> Self {
+        self.snapshots = Some(state_version);
+        self
     }
 
     pub fn kind(&self) -> AggregateKind {
@@ -122,10 +134,23 @@ impl<A: Aggregate<Event = Event>> JetStreamStore<A> {
         &self.store
     }
 
-    /// Loads (as it stands now) and folds an aggregate.
+    /// Loads (as it stands now, from its snapshot where there is one) and folds an
+    /// aggregate.
     pub async fn load_context(&self, id: &AggregateId) -> Result<JetStreamContext<A>, StoreError> {
+        let history = self
+            .store
+            .load_latest(self.kind, id, self.snapshots)
+            .await?;
+        self.fold_or_reload(id, history).await
+    }
+
+    /// Loads the whole history (no snapshot) and folds it.
+    pub async fn load_context_full(
+        &self,
+        id: &AggregateId,
+    ) -> Result<JetStreamContext<A>, StoreError> {
         let history = self.store.load(self.kind, id).await?;
-        Ok(Self::fold(id, history))
+        self.fold_or_reload(id, history).await
     }
 
     /// Folds the cached history without asking the server (see [`EventStore::load_cached`]);
@@ -134,21 +159,86 @@ impl<A: Aggregate<Event = Event>> JetStreamStore<A> {
         &self,
         id: &AggregateId,
     ) -> Result<(JetStreamContext<A>, bool), StoreError> {
-        let (history, fresh) = self.store.load_cached(self.kind, id).await?;
-        Ok((Self::fold(id, history), fresh))
+        let (history, fresh) = self
+            .store
+            .load_cached_with(self.kind, id, self.snapshots)
+            .await?;
+        Ok((self.fold_or_reload(id, history).await?, fresh))
     }
 
-    fn fold(id: &AggregateId, history: LoadedAggregate) -> JetStreamContext<A> {
-        let mut aggregate = A::default();
+    async fn fold_or_reload(
+        &self,
+        id: &AggregateId,
+        history: LoadedAggregate,
+    ) -> Result<JetStreamContext<A>, StoreError> {
+        match self.fold(id, history) {
+            Ok(ctx) => Ok(ctx),
+            // a snapshot this build cannot read (an older shape of the aggregate): the events
+            Err(p) => {
+                self.store.snapshot_refused(self.kind, id, &p);
+                let history = self.store.load(self.kind, id).await?;
+                self.fold(id, history).map_err(|p| StoreError::Corrupt {
+                    seq: 0,
+                    detail: p.to_string(),
+                })
+            }
+        }
+    }
+
+    fn fold(
+        &self,
+        id: &AggregateId,
+        history: LoadedAggregate,
+    ) -> Result<JetStreamContext<A>, SnapshotProblem> {
+        let mut aggregate = match &history.base {
+            Some(b) => A::deserialize(&b.state)
+                .map_err(|e| SnapshotProblem::Malformed(format!("state: {e}")))?,
+            None => A::default(),
+        };
         for e in history.events.iter() {
             aggregate.apply(e.event.clone());
         }
-        JetStreamContext {
+        if let Some(v) = self.snapshots
+            && history.events.len() >= SNAPSHOT_AFTER
+        {
+            self.snapshot(v, id, &aggregate, &history);
+        }
+        Ok(JetStreamContext {
             aggregate_id: id.clone(),
             aggregate,
             version: history.version,
             history,
-        }
+        })
+    }
+
+    /// Writes a snapshot of a history just folded (in the background), and lets the cache
+    /// start later folds from it.
+    fn snapshot(
+        &self,
+        state_version: u32,
+        id: &AggregateId,
+        aggregate: &A,
+        history: &LoadedAggregate,
+    ) {
+        let Some(last) = history.events.last() else {
+            return;
+        };
+        let prior = history.base.as_ref().map_or(&[][..], |b| &b.recent[..]);
+        let Some(recent) = recent_commands(prior, &history.events) else {
+            return;
+        };
+        let Ok(state) = serde_json::to_value(aggregate) else {
+            return;
+        };
+        let base = Base {
+            state_version,
+            version: history.version,
+            event_id: last.envelope.id,
+            recent,
+            state,
+        };
+        self.store.write_snapshot(self.kind, id, &base);
+        self.store.rebase(self.kind, id, base);
     }
 }
 
@@ -295,6 +385,12 @@ where
         })
     }
 
+    /// Keeps snapshots of `A` (see [`JetStreamStore::with_snapshots`]).
+    pub fn with_snapshots(mut self, state_version: u32) -> Self {
+        self.store = self.store.with_snapshots(state_version);
+        self
+    }
+
     /// How many times a command is re-run after a conflict before the conflict is returned.
     pub fn with_conflict_retries(mut self, n: u32) -> Self {
         self.conflict_retries = n;
@@ -323,6 +419,10 @@ where
             } else {
                 self.store.load_context_cached(id).await?
             };
+            // a retry whose first run may be folded into the snapshot: the whole history
+            if ctx.history.may_hide(&meta.command_id) {
+                ctx = self.store.load_context_full(id).await?;
+            }
             let earlier = ctx.history.events_of(&meta.command_id);
             if let Some(last) = earlier.last() {
                 let version = Version {

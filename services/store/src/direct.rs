@@ -187,6 +187,34 @@ impl DirectGet {
         self.one(req).await
     }
 
+    /// The messages matching `filter` from `from` through `until` (the filter's last message,
+    /// read just before), about `expected` of them. Each request asks for exactly as many as
+    /// are still expected, so the server stops at the last one instead of searching the rest
+    /// of the stream for another; unexpected extra messages (foreign ones) cost another
+    /// request, never a wrong answer.
+    pub(crate) async fn through(
+        &self,
+        from: u64,
+        filter: &str,
+        until: u64,
+        expected: u64,
+    ) -> Result<Vec<RawMessage>, StoreError> {
+        let mut out = Vec::new();
+        let mut next = from;
+        let mut want = expected.max(1);
+        while next <= until {
+            let ask = usize::try_from(want).unwrap_or(MAX_BATCH).min(MAX_BATCH);
+            let (got, _) = self.batch(next, filter, ask).await?;
+            let Some(last) = got.last().map(|m| m.seq) else {
+                break;
+            };
+            want = want.saturating_sub(got.len() as u64).max(1);
+            out.extend(got.into_iter().filter(|m| m.seq <= until));
+            next = last + 1;
+        }
+        Ok(out)
+    }
+
     /// Every message matching `filter` with sequence >= `from`.
     pub(crate) async fn all(&self, from: u64, filter: &str) -> Result<Vec<RawMessage>, StoreError> {
         let mut out = Vec::new();

@@ -69,6 +69,10 @@ pub struct EntryError {
 #[derive(Debug)]
 pub(crate) struct VerifiedCache {
     inner: quick_cache::sync::Cache<u64, [u8; 32]>,
+    /// Messages this process signed and is about to publish, before the server has given them
+    /// a sequence (a reader may see one before its append's acknowledgement returns): SHA-256
+    /// of the bytes → the subject they are published under.
+    signed: quick_cache::sync::Cache<[u8; 32], std::sync::Arc<str>>,
 }
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
@@ -82,6 +86,7 @@ impl VerifiedCache {
     pub(crate) fn new(entries: usize) -> Self {
         Self {
             inner: quick_cache::sync::Cache::new(entries.max(16)),
+            signed: quick_cache::sync::Cache::new((entries / 16).max(16)),
         }
     }
 
@@ -89,8 +94,14 @@ impl VerifiedCache {
         self.inner.insert(seq, digest(bytes));
     }
 
+    /// Remembers bytes this process signed, to be published under `subject`.
+    pub(crate) fn signed_here(&self, subject: &str, bytes: &[u8]) {
+        self.signed.insert(digest(bytes), subject.into());
+    }
+
     pub(crate) fn clear(&self) {
         self.inner.clear();
+        self.signed.clear();
     }
 }
 
@@ -119,6 +130,14 @@ impl EntryChecker {
     /// Replaces the trusted keys (after the genesis named them).
     pub fn trust(&self, ring: KeyRing) {
         *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+    }
+
+    /// The keys it trusts now.
+    pub fn ring(&self) -> Arc<KeyRing> {
+        self.ring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn cache(&self) -> &VerifiedCache {
@@ -181,6 +200,14 @@ impl EntryChecker {
             // other bytes than those found authentic at this sequence: check these
             GuardResult::Value(_) | GuardResult::Timeout => None,
         };
+        // bytes this process signed itself, under the subject it published them to: authentic
+        // by construction (read before the append's acknowledgement put them in the cache)
+        if guard.is_some() && self.cache.signed.get(&d).is_some_and(|s| &*s == subject) {
+            if let Some(g) = guard {
+                let _ = g.insert(d);
+            }
+            return Ok(None);
+        }
         let envelope = self.verify(seq, subject, payload)?;
         if let Some(g) = guard {
             let _ = g.insert(d);

@@ -20,6 +20,7 @@ mod load;
 mod pipeline;
 pub mod projection;
 pub mod reader;
+pub mod snapshot;
 pub mod stream;
 pub mod trace;
 
@@ -105,6 +106,12 @@ pub struct Counters {
     pub conflicts: std::sync::atomic::AtomicU64,
     pub facts: std::sync::atomic::AtomicU64,
     pub errors: std::sync::atomic::AtomicU64,
+    /// Aggregate snapshots written (ADR 0014).
+    pub snapshots_written: std::sync::atomic::AtomicU64,
+    /// Snapshots read but not used: a bad signature or anchor, another aggregate's.
+    pub snapshots_refused: std::sync::atomic::AtomicU64,
+    /// Cold loads that started from a snapshot.
+    pub snapshot_loads: std::sync::atomic::AtomicU64,
 }
 
 impl Counters {
@@ -120,6 +127,8 @@ struct Inner {
     js: jetstream::Context,
     signer: Arc<Ed25519Key>,
     direct: direct::DirectGet,
+    /// Direct gets on the snapshot bucket's stream.
+    snapshots: direct::DirectGet,
     cache: load::Cache,
     /// Checks what is read back: only signed events of this domain count (finding 1).
     checker: EntryChecker,
@@ -162,6 +171,13 @@ impl EventStore {
             &config.stream.name,
             config.request_timeout,
         );
+        snapshot::open_bucket(&js, config.stream.replicas).await?;
+        let snapshots = direct::DirectGet::new(
+            client.clone(),
+            &api_prefix,
+            &format!("KV_{}", snapshot::BUCKET),
+            config.request_timeout,
+        );
         let cache = load::Cache::new(config.cache_events);
         let ring = KeyRing::trusting(std::slice::from_ref(signer.public())).map_err(|e| {
             StoreError::Invalid(InvalidAppend::Unsignable(format!("event-signing key: {e}")))
@@ -175,6 +191,7 @@ impl EventStore {
                 js,
                 signer,
                 direct,
+                snapshots,
                 cache,
                 checker,
                 foreign: ForeignLog::default(),

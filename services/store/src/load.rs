@@ -7,24 +7,37 @@ use accord_events::subject::aggregate_filter;
 use accord_events::{AggregateId, AggregateKind, CommandId};
 use quick_cache::Weighter;
 
+use crate::direct::RawMessage;
 use crate::error::StoreError;
-use crate::{EventStore, StoredEvent, Version};
+use crate::snapshot::{Base, SnapshotProblem};
+use crate::{Counters, EventStore, StoredEvent, Version};
 
 /// An aggregate's history as loaded.
 #[derive(Debug, Clone, Default)]
 pub struct LoadedAggregate {
+    /// The snapshot the history starts from (`events` are those after it), if any.
+    pub base: Option<Arc<Base>>,
     pub events: Arc<Vec<StoredEvent>>,
     pub version: Version,
 }
 
 impl LoadedAggregate {
     /// The events a command already stored, if it ran before (for idempotent retries).
+    ///
+    /// Only the events after the snapshot, if the history starts from one: see
+    /// [`LoadedAggregate::may_hide`].
     pub fn events_of(&self, command: &CommandId) -> Vec<StoredEvent> {
         self.events
             .iter()
             .filter(|e| e.envelope.command_id == *command)
             .cloned()
             .collect()
+    }
+
+    /// Whether the command's events may be folded into the snapshot this history starts from
+    /// (then only the whole history tells them).
+    pub fn may_hide(&self, command: &CommandId) -> bool {
+        self.base.as_ref().is_some_and(|b| b.covers(command))
     }
 }
 
@@ -33,7 +46,8 @@ struct EventsWeighter;
 
 impl Weighter<(AggregateKind, AggregateId), LoadedAggregate> for EventsWeighter {
     fn weight(&self, _key: &(AggregateKind, AggregateId), val: &LoadedAggregate) -> u64 {
-        val.events.len() as u64 + 1
+        // a snapshot's state weighs about as much as a few events
+        val.events.len() as u64 + 1 + if val.base.is_some() { 8 } else { 0 }
     }
 }
 
@@ -55,62 +69,230 @@ impl Cache {
 }
 
 impl EventStore {
-    /// Loads an aggregate's events as they stand now. A cached aggregate costs one direct-get
-    /// round trip ("anything after my last sequence?"); an uncached one a batched direct get.
+    /// Loads an aggregate's whole history as it stands now. A cached history costs one
+    /// round trip (the aggregate's last message, found by the server's subject index) when
+    /// nothing happened since, two when something did; an uncached one two. No request
+    /// searches the stream past the aggregate's last message.
     pub async fn load(
         &self,
         kind: AggregateKind,
         id: &AggregateId,
     ) -> Result<LoadedAggregate, StoreError> {
-        let key = (kind, id.clone());
-        let cached = self.inner.cache.inner.get(&key).unwrap_or_default();
-        let filter = aggregate_filter(self.domain(), kind, id);
-        let from = cached.version.stream_seq + 1;
-        if cached.version.stream_seq > 0 && self.inner.direct.next(from, &filter).await?.is_none() {
-            return Ok(cached);
+        let cached = self
+            .inner
+            .cache
+            .inner
+            .get(&(kind, id.clone()))
+            .filter(|c| c.base.is_none())
+            .unwrap_or_default();
+        self.refresh(kind, id, cached).await
+    }
+
+    /// Loads an aggregate as it stands now, from a snapshot where there is one (ADR 0014):
+    /// `base` then holds the folded state and `events` only what came after it. For writers,
+    /// which fold; [`EventStore::load`] for the whole history.
+    ///
+    /// `snapshots` is the aggregate type's snapshot state version (`None`: it keeps none, and
+    /// the whole history is read); a snapshot of another version is not used.
+    pub async fn load_latest(
+        &self,
+        kind: AggregateKind,
+        id: &AggregateId,
+        snapshots: Option<u32>,
+    ) -> Result<LoadedAggregate, StoreError> {
+        match self.inner.cache.inner.get(&(kind, id.clone())) {
+            Some(cached) => self.refresh(kind, id, cached).await,
+            None => self.load_cold(kind, id, snapshots).await,
         }
-        let fresh = self.inner.direct.all(from, &filter).await?;
-        let Some(last_seq) = fresh.last().map(|m| m.seq) else {
-            return Ok(cached);
-        };
-        let mut events = Vec::with_capacity(cached.events.len() + fresh.len());
-        events.extend(cached.events.iter().cloned());
-        for m in fresh {
-            // a message that is not an authentic event of this domain is skipped (and
-            // reported), never fatal: the aggregate stays loadable, revocable and renewable
-            match self.inner.checker.check(m.seq, &m.subject, &m.payload) {
-                Ok(e) => events.push(e),
-                Err(e) => {
-                    self.inner.foreign.report("aggregate", &m.subject, &e);
-                }
-            }
-        }
-        // compare-and-set counts every message on the aggregate's subjects, foreign or not
-        let version = Version {
-            stream_seq: last_seq,
-            count: events.len() as u64,
-        };
-        let loaded = LoadedAggregate {
-            events: Arc::new(events),
-            version,
-        };
-        self.inner.cache.inner.insert(key, loaded.clone());
-        Ok(loaded)
     }
 
     /// The cached history if there is one, without asking the server whether it is current;
-    /// otherwise a [`EventStore::load`]. For writers: compare-and-set rejects an append made
-    /// from a stale history, and the writer then reloads with [`EventStore::load`]. The flag
-    /// says whether the history was just read from the server.
+    /// otherwise a [`EventStore::load_latest`]. For writers: compare-and-set rejects an
+    /// append made from a stale history, and the writer then reloads. The flag says whether
+    /// the history was just read from the server.
     pub async fn load_cached(
         &self,
         kind: AggregateKind,
         id: &AggregateId,
     ) -> Result<(LoadedAggregate, bool), StoreError> {
+        self.load_cached_with(kind, id, None).await
+    }
+
+    /// [`EventStore::load_cached`], from a snapshot of state version `snapshots` where there
+    /// is one (see [`EventStore::load_latest`]).
+    pub async fn load_cached_with(
+        &self,
+        kind: AggregateKind,
+        id: &AggregateId,
+        snapshots: Option<u32>,
+    ) -> Result<(LoadedAggregate, bool), StoreError> {
         if let Some(c) = self.inner.cache.inner.get(&(kind, id.clone())) {
             return Ok((c, false));
         }
-        Ok((self.load(kind, id).await?, true))
+        Ok((self.load_cold(kind, id, snapshots).await?, true))
+    }
+
+    /// An aggregate not in the cache: its snapshot and its last message side by side, then
+    /// the events after the snapshot (none when the snapshot is current).
+    async fn load_cold(
+        &self,
+        kind: AggregateKind,
+        id: &AggregateId,
+        snapshots: Option<u32>,
+    ) -> Result<LoadedAggregate, StoreError> {
+        let Some(state_version) = snapshots else {
+            return self.refresh(kind, id, LoadedAggregate::default()).await;
+        };
+        let filter = aggregate_filter(self.domain(), kind, id);
+        let (base, last) = tokio::join!(
+            self.read_snapshot(kind, id, state_version),
+            self.inner.direct.last(&filter)
+        );
+        let (Some(base), Some(last)) = (base?, last?) else {
+            return self.refresh(kind, id, LoadedAggregate::default()).await;
+        };
+        let at = base.version.stream_seq;
+        if at > last.seq {
+            let p = SnapshotProblem::Ahead {
+                snapshot: at,
+                last: last.seq,
+            };
+            self.snapshot_refused(kind, id, &p);
+            return self.refresh(kind, id, LoadedAggregate::default()).await;
+        }
+        // the anchor: the event at the snapshot's sequence is the one it names
+        let anchor = if at == last.seq {
+            vec![last.clone()]
+        } else {
+            let total = self.count_through(&last);
+            let after = total.map_or(0, |t| t.saturating_sub(base.version.count));
+            self.inner
+                .direct
+                .through(at, &filter, last.seq, after + 1)
+                .await?
+        };
+        let mut msgs = anchor.into_iter();
+        let anchored = msgs.next().is_some_and(|m| {
+            m.seq == at
+                && self
+                    .inner
+                    .checker
+                    .check(m.seq, &m.subject, &m.payload)
+                    .is_ok_and(|e| e.envelope.id == base.event_id)
+        });
+        if !anchored {
+            self.snapshot_refused(kind, id, &SnapshotProblem::Anchor(at));
+            return self.refresh(kind, id, LoadedAggregate::default()).await;
+        }
+        Counters::add(&self.inner.counters.snapshot_loads, 1);
+        let version = base.version;
+        let start = LoadedAggregate {
+            base: Some(Arc::new(base)),
+            events: Arc::new(Vec::new()),
+            version,
+        };
+        let loaded = self.extend(start, msgs.collect());
+        self.inner
+            .cache
+            .inner
+            .insert((kind, id.clone()), loaded.clone());
+        Ok(loaded)
+    }
+
+    /// How many events the aggregate has through `last` (its last message), as that
+    /// authentic event says; `None` when it is not one.
+    fn count_through(&self, last: &RawMessage) -> Option<u64> {
+        self.inner
+            .checker
+            .check(last.seq, &last.subject, &last.payload)
+            .ok()
+            .map(|e| e.envelope.aggregate.seq)
+    }
+
+    /// `cached` brought up to date: its last sequence against the aggregate's last message,
+    /// then exactly the messages in between.
+    async fn refresh(
+        &self,
+        kind: AggregateKind,
+        id: &AggregateId,
+        cached: LoadedAggregate,
+    ) -> Result<LoadedAggregate, StoreError> {
+        let filter = aggregate_filter(self.domain(), kind, id);
+        let Some(last) = self.inner.direct.last(&filter).await? else {
+            return Ok(LoadedAggregate::default());
+        };
+        if last.seq == cached.version.stream_seq {
+            return Ok(cached);
+        }
+        // a cache ahead of the log (a stream restored from an older backup): read it all
+        let cached = if cached.version.stream_seq > last.seq {
+            LoadedAggregate::default()
+        } else {
+            cached
+        };
+        let expected = self
+            .count_through(&last)
+            .map_or(0, |t| t.saturating_sub(cached.version.count));
+        let fresh = self
+            .inner
+            .direct
+            .through(cached.version.stream_seq + 1, &filter, last.seq, expected)
+            .await?;
+        let loaded = self.extend(cached, fresh);
+        self.inner
+            .cache
+            .inner
+            .insert((kind, id.clone()), loaded.clone());
+        Ok(loaded)
+    }
+
+    /// `loaded` with the messages read after it: each checked, foreign ones skipped and
+    /// reported, never fatal (the aggregate stays loadable, revocable and renewable).
+    fn extend(&self, loaded: LoadedAggregate, fresh: Vec<RawMessage>) -> LoadedAggregate {
+        let Some(last_seq) = fresh.last().map(|m| m.seq) else {
+            return loaded;
+        };
+        let mut events = Vec::with_capacity(loaded.events.len() + fresh.len());
+        events.extend(loaded.events.iter().cloned());
+        let mut count = loaded.version.count;
+        for m in fresh {
+            match self.inner.checker.check(m.seq, &m.subject, &m.payload) {
+                Ok(e) => {
+                    count += 1;
+                    events.push(e);
+                }
+                Err(e) => {
+                    self.inner.foreign.report("aggregate", &m.subject, &e);
+                }
+            }
+        }
+        LoadedAggregate {
+            base: loaded.base,
+            events: Arc::new(events),
+            version: Version {
+                stream_seq: last_seq,
+                count,
+            },
+        }
+    }
+
+    /// Replaces a cached history by the snapshot just written of it, if the cache still
+    /// stands where the snapshot does (later folds start from the snapshot).
+    pub(crate) fn rebase(&self, kind: AggregateKind, id: &AggregateId, base: Base) {
+        let key = (kind, id.clone());
+        if let Some(c) = self.inner.cache.inner.get(&key)
+            && c.version == base.version
+        {
+            let version = base.version;
+            self.inner.cache.inner.insert(
+                key,
+                LoadedAggregate {
+                    base: Some(Arc::new(base)),
+                    events: Arc::new(Vec::new()),
+                    version,
+                },
+            );
+        }
     }
 
     /// After a successful append, extend the cached history if it was current.
@@ -131,6 +313,7 @@ impl EventStore {
                 self.inner.cache.inner.insert(
                     key,
                     LoadedAggregate {
+                        base: c.base.clone(),
                         events: Arc::new(events),
                         version,
                     },
@@ -143,6 +326,7 @@ impl EventStore {
                 self.inner.cache.inner.insert(
                     key,
                     LoadedAggregate {
+                        base: None,
                         events: Arc::new(stored.to_vec()),
                         version,
                     },
