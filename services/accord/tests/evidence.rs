@@ -1060,5 +1060,9 @@ async fn an_owner_id_token_binds_one_agent_once() {
     // once enrolled, the agent asks with its credential (a proof by its key), e.g. for a
     // renewal under a new ID token
     let nonce = must(&mut w.cli(&["agent", "owner-nonce", "--dir", agent_dir.to_str().unwrap()]));
-    assert_eq!(nonce.trim().len(), 43, "{nonce}");
+    assert_eq!(
+        nonce.trim().len(),
+        accord_authority::evidence::nonce::LEN,
+        "{nonce}"
+    );
 }

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use crate::agent::{Agent, AgentError, Grant};
 use crate::api::NonceResponse;
 use crate::csr::CheckedCsr;
-use crate::evidence::nonce::{NonceError, Purpose};
+use crate::evidence::nonce::Purpose;
 use crate::issue::{Authority, IssueError, Presented};
 use crate::jws::{self, TYP_ENROLLMENT, TYP_WIT, TYP_WPT, VerifyingKey};
 
@@ -62,7 +62,9 @@ impl Authority {
         agent_id: &AgentId,
         now: i64,
     ) -> Result<(), IssueError> {
-        let v = jws::verify(token, TYP_ENROLLMENT, &self.token_key, now)
+        let v = self
+            .own_tokens
+            .verify(token, TYP_ENROLLMENT, now)
             .map_err(|e| unauthorized(format!("enrollment token: {e}")))?;
         let claim = |n: &str| v.claims.get(n).and_then(Value::as_str);
         if claim("sub") != Some(spiffe_id.as_str())
@@ -87,7 +89,9 @@ impl Authority {
         purpose: crate::proofs::Purpose,
         now: i64,
     ) -> Result<WorkloadProof, IssueError> {
-        let w = jws::verify(wit, TYP_WIT, &self.token_key, now)
+        let w = self
+            .own_tokens
+            .verify(wit, TYP_WIT, now)
             .map_err(|e| unauthorized(format!("workload identity token: {e}")))?;
         let ws = |n: &str| w.claims.get(n).and_then(Value::as_str);
         if ws("sub") != Some(spiffe_id.as_str()) || ws("iss") != Some(self.cfg.issuer().as_str()) {
@@ -225,8 +229,7 @@ impl Authority {
     }
 
     /// A single-use nonce of `purpose` for `agent`: for the holder of its enrollment token
-    /// (until it enrolled), or of a WIT of a renewable credential with a proof for this URL. An
-    /// agent holds at most [`crate::evidence::nonce::MAX_PER_AGENT`] of each purpose at once.
+    /// (until it enrolled), or of a WIT of a renewable credential with a proof for this URL.
     pub async fn nonce(
         &self,
         agent_id: &AgentId,
@@ -272,17 +275,11 @@ impl Authority {
         if let Some(p) = &proof {
             self.spend_proof(p).await?;
         }
-        // 3. the nonce, within the agent's allowance
-        let (nonce, expires_at) =
-            self.nonces
-                .issue(agent_id, purpose)
-                .await
-                .map_err(|e| match e {
-                    NonceError::TooMany { retry_after_secs } => {
-                        IssueError::TooManyNonces { retry_after_secs }
-                    }
-                    e => IssueError::Unavailable(e.to_string()),
-                })?;
+        // 3. the nonce (self-authenticating: nothing is stored until it is spent)
+        let (nonce, expires_at) = self
+            .nonces
+            .issue(agent_id, purpose)
+            .map_err(|e| IssueError::Unavailable(e.to_string()))?;
         Ok(NonceResponse { nonce, expires_at })
     }
 

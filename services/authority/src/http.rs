@@ -37,7 +37,7 @@ use crate::api::{
     ProvisionRequest, RevocationRequest, RoleGrantRequest, TrustRequest,
 };
 use crate::evidence::nonce::Purpose;
-use crate::issue::{Authority, IssueError, Presented};
+use crate::issue::{Authority, Presented};
 
 mod problem;
 pub use problem::problem;
@@ -338,15 +338,7 @@ async fn nonce_of(
     };
     match s.authority.nonce(&agent, &presented, purpose).await {
         Ok(out) => Ok(created(out)),
-        Err(e) => {
-            let mut r = problem(&e).into_response();
-            if let IssueError::TooManyNonces { retry_after_secs } = e
-                && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
-            {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            Ok(r)
-        }
+        Err(e) => Ok(problem(&e).into_response()),
     }
 }
 

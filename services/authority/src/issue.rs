@@ -108,9 +108,6 @@ pub enum IssueError {
     Trust(crate::trust::TrustError),
     #[error("no such credential")]
     UnknownCredential,
-    /// The agent holds as many unspent nonces as it may; one frees up within this many seconds.
-    #[error("too many outstanding nonces; retry in {retry_after_secs} s")]
-    TooManyNonces { retry_after_secs: u64 },
     /// The signed output failed its independent re-validation: nothing was recorded.
     #[error(transparent)]
     Validation(#[from] ValidationError),
@@ -146,6 +143,8 @@ pub struct Authority {
     pub(crate) ca: Ca,
     pub(crate) token_signer: Arc<dyn Signer>,
     pub(crate) token_key: VerifyingKey,
+    /// The ACA's own tokens (enrollment tokens, WITs) already verified.
+    pub(crate) own_tokens: jws::VerifiedTokens,
     pub(crate) pdp: accord_policy::Pdp,
     pub(crate) exec: Executor<Agent>,
     pub(crate) trust_exec: Executor<crate::trust::Material>,
@@ -204,12 +203,14 @@ impl Authority {
         let trust_exec = Executor::<crate::trust::Material>::new(store.clone(), ())
             .map_err(|e| IssueError::Unavailable(e.to_string()))?;
         let exec = Executor::<Agent>::new(store, ())
-            .map_err(|e| IssueError::Unavailable(e.to_string()))?;
+            .map_err(|e| IssueError::Unavailable(e.to_string()))?
+            .with_snapshots(crate::agent::STATE_VERSION);
         let token_key = VerifyingKey::of_signer(&*token_signer);
         Ok(Arc::new(Self {
             cfg,
             ca,
             token_signer,
+            own_tokens: jws::VerifiedTokens::new(token_key.clone()),
             token_key,
             pdp,
             exec,

@@ -322,6 +322,16 @@ fn verify_typed(
         .verify(signing_input.as_bytes(), &sig)
         .map_err(|_| JwsError::Signature)?;
     let claims = parse_object(&part(p)?).map_err(JwsError::Claims)?;
+    check_times(&claims, now)?;
+    Ok(Verified {
+        kid: header.get("kid").and_then(Value::as_str).map(str::to_owned),
+        claims,
+    })
+}
+
+/// The time claims of a token whose signature holds: `exp` required and not passed, `nbf` and
+/// `iat` not in the future (each with [`SKEW_SECS`] of leeway).
+fn check_times(claims: &Map<String, Value>, now: i64) -> Result<(), JwsError> {
     let int = |name: &str| -> Result<Option<i64>, JwsError> {
         match claims.get(name) {
             None => Ok(None),
@@ -341,10 +351,57 @@ fn verify_typed(
     if int("iat")?.is_some_and(|iat| iat > now + SKEW_SECS) {
         return Err(JwsError::NotYetValid);
     }
-    Ok(Verified {
-        kid: header.get("kid").and_then(Value::as_str).map(str::to_owned),
-        claims,
-    })
+    Ok(())
+}
+
+/// Tokens of one key already verified, so that a token presented again (an enrollment token
+/// that asks for its nonces, then for its credential) costs no second signature check: keyed
+/// by the SHA-256 of its expected type and the whole token, kept at most [`CACHED_TOKENS`].
+/// A hit skips the signature and the parsing, never the time checks; a token that differs in
+/// one byte is another key.
+pub struct VerifiedTokens {
+    key: VerifyingKey,
+    cache: quick_cache::sync::Cache<[u8; 32], std::sync::Arc<Verified>>,
+}
+
+/// Most tokens a [`VerifiedTokens`] remembers.
+pub const CACHED_TOKENS: usize = 16_384;
+
+impl std::fmt::Debug for VerifiedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedTokens").finish_non_exhaustive()
+    }
+}
+
+impl VerifiedTokens {
+    pub fn new(key: VerifyingKey) -> Self {
+        Self {
+            key,
+            cache: quick_cache::sync::Cache::new(CACHED_TOKENS),
+        }
+    }
+
+    /// [`verify`] with this key, remembered.
+    pub fn verify(
+        &self,
+        token: &str,
+        typ: &'static str,
+        now: i64,
+    ) -> Result<std::sync::Arc<Verified>, JwsError> {
+        let mut d = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        d.update(typ.as_bytes());
+        d.update(b"\0");
+        d.update(token.as_bytes());
+        let mut k = [0u8; 32];
+        k.copy_from_slice(d.finish().as_ref());
+        if let Some(v) = self.cache.get(&k) {
+            check_times(&v.claims, now)?;
+            return Ok(v);
+        }
+        let v = std::sync::Arc::new(verify(token, typ, &self.key, now)?);
+        self.cache.insert(k, v.clone());
+        Ok(v)
+    }
 }
 
 /// SHA-256 of `data`, base64url (the `wth`, `ath` form).

@@ -2,36 +2,48 @@
 //! accepts it once. Two purposes, each serving no other: attestation (RFC 9711 `eat_nonce`,
 //! RFC 9334 §10 freshness: the agent's environment signs it into its EAT) and the owner
 //! binding (the OIDC `nonce` the owner's identity provider puts in the ID token, so that the
-//! token binds this agent, once: review 2026-12, finding 8). They live
-//! in a JetStream key-value bucket (file storage), so an ACA restart, or a second ACA replica,
-//! never accepts a nonce again; the bucket's `max_age` removes spent and unused ones.
+//! token binds this agent, once: review 2026-12, finding 8).
 //!
-//! Single use is a compare-and-set on the entry's revision: of two requests presenting the
-//! same nonce at once, exactly one moves it from issued to spent.
-//!
-//! An agent holds at most [`MAX_PER_AGENT`] unspent, unexpired nonces of a purpose at once
-//! (review 2026-12, finding 12: so that whoever may ask for an agent's nonces cannot fill the
-//! bucket for everyone). The bucket keeps, per agent and purpose, the list of the nonces it
-//! holds (`outstanding.<purpose>.<agent>`), updated by compare-and-set on its revision too;
-//! a nonce leaves the list when it is spent or expires.
+//! A nonce is self-authenticating (ADR 0013): 16 random bytes, its purpose, the agent it is
+//! for and its expiry, under an HMAC-SHA-256 tag by a key every ACA replica shares (kept in the
+//! bucket, which only the services' account reaches). Handing one out stores nothing, so a
+//! flood of nonce requests cannot fill anything (review 2026-12, finding 12: the cause, where
+//! the first fix capped each agent at four outstanding nonces). Spending one is a
+//! compare-and-set `create` of its key in a JetStream key-value bucket (file storage): of two
+//! requests presenting the same nonce at once, exactly one creates it; an ACA restart, or a
+//! second replica, finds it spent. The bucket keeps a spent nonce twice as long as a nonce
+//! lives, so a spent one is known as spent for its whole validity.
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use accord_events::AgentId;
 use async_nats::jetstream::{self, kv};
+use aws_lc_rs::hmac;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// The bucket's name.
 pub const BUCKET: &str = "ACCORD_EAT_NONCES";
-/// Most nonces outstanding at once (the bucket refuses more: a flood of nonce requests cannot
-/// grow it without bound).
-pub const MAX_OUTSTANDING: i64 = 1_000_000;
-/// Most unspent, unexpired nonces of one purpose one agent holds at once.
-pub const MAX_PER_AGENT: usize = 4;
-/// Attempts at the compare-and-set of an agent's list before giving up (503).
-const CAS_ATTEMPTS: usize = 8;
+/// Most spent nonces kept at once (the bucket refuses more; spending needs an authenticated
+/// request with evidence, so this bounds what a flood of such requests could store).
+pub const MAX_SPENT: i64 = 1_000_000;
+/// The bucket of the replicas' shared MAC key (no `max_age`: the key must not expire).
+pub const KEY_BUCKET: &str = "ACCORD_NONCE_KEY";
+const KEY_ENTRY: &str = "mac-key";
+/// Bytes of randomness in a nonce.
+const RANDOM: usize = 16;
+/// Bytes of the MAC tag (HMAC-SHA-256, truncated: 128 bits).
+const TAG: usize = 16;
+/// A nonce: random, purpose (1 byte), agent id (16), expiry (8, big-endian), tag.
+const RAW: usize = RANDOM + 1 + 16 + 8 + TAG;
+/// Its length in base64url without padding.
+pub const LEN: usize = (RAW * 4).div_ceil(3);
+/// What the tag covers besides the nonce's fields (never anything else's MAC input).
+const CONTEXT: &[u8] = b"accord-nonce-v1\n";
 
 /// What a nonce is for: a nonce of one purpose serves no other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -46,6 +58,21 @@ pub enum Purpose {
 }
 
 impl Purpose {
+    fn byte(self) -> u8 {
+        match self {
+            Self::Attestation => 1,
+            Self::Owner => 2,
+        }
+    }
+
+    fn of_byte(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(Self::Attestation),
+            2 => Some(Self::Owner),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Attestation => "attestation",
@@ -72,8 +99,6 @@ pub enum NonceError {
     OtherAgent,
     #[error("the nonce has expired")]
     Expired,
-    #[error("{MAX_PER_AGENT} nonces are outstanding; one frees up in {retry_after_secs} s")]
-    TooMany { retry_after_secs: u64 },
     #[error("nonce store unavailable: {0}")]
     Unavailable(String),
 }
@@ -96,26 +121,9 @@ impl NonceError {
             (O, Self::Replayed) => "owner-nonce-replayed",
             (O, Self::OtherAgent) => "owner-nonce-other-agent",
             (O, Self::Expired) => "owner-nonce-expired",
-            (_, Self::TooMany { .. }) => "too-many-nonces",
             (_, Self::Unavailable(_)) => "unavailable",
         }
     }
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Entry {
-    agent: String,
-    exp: i64,
-    spent: bool,
-    #[serde(default)]
-    purpose: Purpose,
-}
-
-/// A nonce an agent holds (in its `outstanding.<purpose>.<agent>` list).
-#[derive(Debug, Serialize, Deserialize)]
-struct Held {
-    nonce: String,
-    exp: i64,
 }
 
 fn unavailable(e: impl ToString) -> NonceError {
@@ -127,6 +135,7 @@ fn unavailable(e: impl ToString) -> NonceError {
 pub struct Nonces {
     kv: kv::Store,
     ttl: Duration,
+    mac: Arc<hmac::Key>,
 }
 
 impl std::fmt::Debug for Nonces {
@@ -139,126 +148,121 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// A nonce's fields, as decoded (its tag checked).
+struct Fields {
+    purpose: Purpose,
+    agent: [u8; 16],
+    exp: i64,
+}
+
 impl Nonces {
-    /// Opens (creating when absent) the bucket. Nonces live `ttl`; the bucket keeps entries
-    /// twice as long, so a spent nonce is known as spent for its whole validity.
+    /// Opens (creating when absent) the bucket and the MAC key the replicas share. Nonces
+    /// live `ttl`; the bucket keeps spent ones twice as long.
     pub async fn open(js: &jetstream::Context, ttl: Duration) -> Result<Self, NonceError> {
-        let unavailable = |e: String| NonceError::Unavailable(e);
         let kv = match js.get_key_value(BUCKET).await {
             Ok(kv) => kv,
             Err(_) => js
                 .create_key_value(kv::Config {
                     bucket: BUCKET.into(),
-                    description: "nonces of the ACA (attestation, owner binding; single use)"
-                        .into(),
+                    description: "spent nonces of the ACA (attestation, owner binding)".into(),
                     history: 1,
                     max_age: ttl * 2,
                     storage: jetstream::stream::StorageType::File,
-                    max_bytes: MAX_OUTSTANDING * 256,
+                    max_bytes: MAX_SPENT * 256,
                     ..Default::default()
                 })
                 .await
-                .map_err(|e| unavailable(e.to_string()))?,
+                .map_err(unavailable)?,
         };
-        Ok(Self { kv, ttl })
+        let mac = Arc::new(Self::mac_key(js).await?);
+        Ok(Self { kv, ttl, mac })
+    }
+
+    /// The shared MAC key, in a bucket of its own that never expires it: read, or made by
+    /// the first replica to start (create is a compare-and-set: of two replicas starting at
+    /// once, one key wins and both use it).
+    async fn mac_key(js: &jetstream::Context) -> Result<hmac::Key, NonceError> {
+        let kv = match js.get_key_value(KEY_BUCKET).await {
+            Ok(kv) => kv,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: KEY_BUCKET.into(),
+                    description: "the ACA replicas' nonce MAC key".into(),
+                    history: 1,
+                    max_bytes: 64 * 1024,
+                    storage: jetstream::stream::StorageType::File,
+                    ..Default::default()
+                })
+                .await
+                .map_err(unavailable)?,
+        };
+        for _ in 0..4 {
+            if let Some(v) = kv.get(KEY_ENTRY).await.map_err(unavailable)?
+                && let Ok(k) = URL_SAFE_NO_PAD.decode(&v)
+                && k.len() == 32
+            {
+                return Ok(hmac::Key::new(hmac::HMAC_SHA256, &k));
+            }
+            let mut k = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut k).map_err(|_| unavailable("rng"))?;
+            match kv.create(KEY_ENTRY, URL_SAFE_NO_PAD.encode(k).into()).await {
+                Ok(_) => return Ok(hmac::Key::new(hmac::HMAC_SHA256, &k)),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(unavailable("the nonce MAC key could not be read or made"))
     }
 
     pub fn ttl(&self) -> Duration {
         self.ttl
     }
 
-    /// A fresh nonce of `purpose` for `agent` (256 random bits, base64url: 43 characters) and
-    /// when it expires (Unix seconds); [`NonceError::TooMany`] when the agent already holds
-    /// [`MAX_PER_AGENT`] of them.
-    pub async fn issue(
-        &self,
-        agent: &AgentId,
-        purpose: Purpose,
-    ) -> Result<(String, i64), NonceError> {
-        let mut b = [0u8; 32];
-        aws_lc_rs::rand::fill(&mut b).map_err(|_| unavailable("rng"))?;
-        let nonce = URL_SAFE_NO_PAD.encode(b);
+    fn tag(&self, body: &[u8]) -> [u8; TAG] {
+        let mut ctx = hmac::Context::with_key(&self.mac);
+        ctx.update(CONTEXT);
+        ctx.update(body);
+        let full = ctx.sign();
+        let mut t = [0u8; TAG];
+        t.copy_from_slice(&full.as_ref()[..TAG]);
+        t
+    }
+
+    /// A fresh nonce of `purpose` for `agent` (base64url, [`LEN`] characters) and when it
+    /// expires (Unix seconds). Nothing is stored.
+    pub fn issue(&self, agent: &AgentId, purpose: Purpose) -> Result<(String, i64), NonceError> {
         let ttl = i64::try_from(self.ttl.as_secs()).map_err(unavailable)?;
         let exp = now().saturating_add(ttl);
-        self.reserve(agent, purpose, &nonce, exp).await?;
-        let entry = Entry {
-            agent: agent.to_string(),
-            exp,
-            spent: false,
-            purpose,
-        };
-        let value = serde_json::to_vec(&entry).map_err(unavailable)?;
-        self.kv
-            .create(&nonce, value.into())
-            .await
-            .map_err(unavailable)?;
-        Ok((nonce, exp))
+        let mut raw = [0u8; RAW];
+        aws_lc_rs::rand::fill(&mut raw[..RANDOM]).map_err(|_| unavailable("rng"))?;
+        raw[RANDOM] = purpose.byte();
+        raw[RANDOM + 1..RANDOM + 17].copy_from_slice(agent.as_uuid().as_bytes());
+        raw[RANDOM + 17..RAW - TAG].copy_from_slice(&exp.to_be_bytes());
+        let tag = self.tag(&raw[..RAW - TAG]);
+        raw[RAW - TAG..].copy_from_slice(&tag);
+        Ok((URL_SAFE_NO_PAD.encode(raw), exp))
     }
 
-    /// Adds `nonce` to the agent's list of outstanding ones, unless it holds enough already
-    /// (spent and expired ones are dropped from the list on the way).
-    async fn reserve(
-        &self,
-        agent: &AgentId,
-        purpose: Purpose,
-        nonce: &str,
-        exp: i64,
-    ) -> Result<(), NonceError> {
-        let key = format!("outstanding.{}.{agent}", purpose.as_str());
-        for _ in 0..CAS_ATTEMPTS {
-            let current = self.kv.entry(&key).await.map_err(unavailable)?;
-            let (revision, listed) = match current {
-                Some(e) if e.operation == kv::Operation::Put => (
-                    Some(e.revision),
-                    serde_json::from_slice::<Vec<Held>>(&e.value).unwrap_or_default(),
-                ),
-                Some(e) => (Some(e.revision), Vec::new()),
-                None => (None, Vec::new()),
-            };
-            let now = now();
-            let mut held = Vec::with_capacity(MAX_PER_AGENT);
-            for h in listed.into_iter().filter(|h| h.exp >= now) {
-                if self.unspent(&h.nonce).await? {
-                    held.push(h);
-                }
-            }
-            if held.len() >= MAX_PER_AGENT {
-                let frees = held.iter().map(|h| h.exp).min().unwrap_or(now);
-                return Err(NonceError::TooMany {
-                    retry_after_secs: frees.saturating_sub(now).saturating_add(1).unsigned_abs(),
-                });
-            }
-            held.push(Held {
-                nonce: nonce.to_owned(),
-                exp,
-            });
-            let value = serde_json::to_vec(&held).map_err(unavailable)?;
-            // Ok(false): another request moved the list first; read it again
-            let written = match revision {
-                Some(r) => match self.kv.update(&key, value.into(), r).await {
-                    Ok(_) => Ok(true),
-                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
-                    Err(e) => Err(unavailable(e)),
-                },
-                None => match self.kv.create(&key, value.into()).await {
-                    Ok(_) => Ok(true),
-                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
-                    Err(e) => Err(unavailable(e)),
-                },
-            };
-            if written? {
-                return Ok(());
-            }
+    /// The fields of a nonce this ACA issued (its tag checked in constant time), or `None`.
+    fn decode(&self, nonce: &str) -> Option<Fields> {
+        if nonce.len() != LEN {
+            return None;
         }
-        Err(unavailable("the agent's nonce list is contended; retry"))
-    }
-
-    /// Whether `nonce` is in the bucket and not spent.
-    async fn unspent(&self, nonce: &str) -> Result<bool, NonceError> {
-        let e = self.kv.entry(nonce).await.map_err(unavailable)?;
-        Ok(e.filter(|e| e.operation == kv::Operation::Put)
-            .and_then(|e| serde_json::from_slice::<Entry>(&e.value).ok())
-            .is_some_and(|e| !e.spent))
+        let raw = URL_SAFE_NO_PAD.decode(nonce).ok()?;
+        if raw.len() != RAW {
+            return None;
+        }
+        let (body, tag) = raw.split_at(RAW - TAG);
+        aws_lc_rs::constant_time::verify_slices_are_equal(&self.tag(body), tag).ok()?;
+        let mut agent = [0u8; 16];
+        agent.copy_from_slice(&body[RANDOM + 1..RANDOM + 17]);
+        let mut exp = [0u8; 8];
+        exp.copy_from_slice(&body[RANDOM + 17..]);
+        Some(Fields {
+            purpose: Purpose::of_byte(body[RANDOM])?,
+            agent,
+            exp: i64::from_be_bytes(exp),
+        })
     }
 
     /// Spends `nonce` of `purpose` for `agent`: it must have been issued for that purpose to
@@ -269,44 +273,34 @@ impl Nonces {
         agent: &AgentId,
         purpose: Purpose,
     ) -> Result<(), NonceError> {
-        // only our own format reaches the store (a KV key is also a subject token)
-        if nonce.len() != 43
-            || !nonce
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(NonceError::Unknown);
-        }
-        let e = self
-            .kv
-            .entry(nonce)
-            .await
-            .map_err(|e| NonceError::Unavailable(e.to_string()))?
-            .filter(|e| e.operation == kv::Operation::Put)
-            .ok_or(NonceError::Unknown)?;
-        let mut entry: Entry = serde_json::from_slice(&e.value).map_err(|_| NonceError::Unknown)?;
+        // only a nonce this ACA made reaches the store (its key is also a subject token)
+        let f = self.decode(nonce).ok_or(NonceError::Unknown)?;
         // a nonce of another purpose is not one of this purpose's
-        if entry.purpose != purpose {
+        if f.purpose != purpose {
             return Err(NonceError::Unknown);
         }
-        if entry.spent {
-            return Err(NonceError::Replayed);
+        let key = format!("spent.{nonce}");
+        if f.agent != *agent.as_uuid().as_bytes() {
+            // another agent's: refused either way, named as a replay when it was spent
+            let spent = self
+                .kv
+                .entry(&key)
+                .await
+                .map_err(unavailable)?
+                .is_some_and(|e| e.operation == kv::Operation::Put);
+            return Err(if spent {
+                NonceError::Replayed
+            } else {
+                NonceError::OtherAgent
+            });
         }
-        if entry.agent != agent.to_string() {
-            return Err(NonceError::OtherAgent);
-        }
-        if entry.exp < now() {
+        if f.exp < now() {
             return Err(NonceError::Expired);
         }
-        entry.spent = true;
-        let value =
-            serde_json::to_vec(&entry).map_err(|e| NonceError::Unavailable(e.to_string()))?;
-        match self.kv.update(nonce, value.into(), e.revision).await {
+        match self.kv.create(&key, Bytes::from_static(b"1")).await {
             Ok(_) => Ok(()),
-            Err(err) if err.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                Err(NonceError::Replayed)
-            }
-            Err(err) => Err(NonceError::Unavailable(err.to_string())),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Err(NonceError::Replayed),
+            Err(e) => Err(unavailable(e)),
         }
     }
 }

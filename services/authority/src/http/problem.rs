@@ -36,12 +36,6 @@ pub fn problem(e: &IssueError) -> Problem {
             "unknown-credential",
             "No such credential",
         ),
-        IssueError::TooManyNonces { retry_after_secs } => p(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too-many-nonces",
-            "Too many outstanding nonces",
-        )
-        .with("retry_after_secs", *retry_after_secs),
         IssueError::Unauthorized(_) => p(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
