@@ -124,6 +124,7 @@ fn nonce_of(token: &str) -> Option<String> {
 pub async fn check(
     ev: &Evidence,
     trust: &TrustSnapshot,
+    chains: &initial_trust::ChainCache,
     nonces: &Nonces,
     s: &Subject<'_>,
 ) -> Result<Checked, EvidenceError> {
@@ -136,8 +137,9 @@ pub async fn check(
                 EvidenceError::new(CheckKind::InitialTrust, x.kind(), &x)
             };
             let chain = initial_trust::parse_chain_pem(pem).map_err(e)?;
-            let id =
-                initial_trust::check(&chain, &trust.anchors, &trust.revoked, s.now).map_err(e)?;
+            let id = chains
+                .check(trust.version, &chain, &trust.anchors, &trust.revoked, s.now)
+                .map_err(e)?;
             out.passed(
                 CheckKind::InitialTrust,
                 "initial_trust",

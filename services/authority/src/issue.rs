@@ -151,6 +151,8 @@ pub struct Authority {
     pub(crate) credentials: ProjectionHandle,
     pub(crate) trust: ProjectionHandle,
     pub(crate) trust_cache: crate::evidence::material::TrustCache,
+    /// Identity chains already checked, per trust material version.
+    pub(crate) chains: crate::evidence::initial_trust::ChainCache,
     pub(crate) nonces: crate::evidence::nonce::Nonces,
     pub(crate) crl: tokio::sync::watch::Sender<Option<crate::crl::CrlState>>,
     /// `jti`s of proof tokens already used, until they expire.
@@ -218,6 +220,7 @@ impl Authority {
             credentials,
             trust,
             trust_cache: Default::default(),
+            chains: Default::default(),
             nonces,
             crl: tokio::sync::watch::channel(None).0,
             proofs,
@@ -356,6 +359,7 @@ impl Authority {
         let checked = crate::checks::check(
             &evidence,
             &trust,
+            &self.chains,
             &self.nonces,
             &crate::checks::Subject {
                 agent_id,

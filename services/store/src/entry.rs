@@ -75,7 +75,7 @@ pub(crate) struct VerifiedCache {
     signed: quick_cache::sync::Cache<[u8; 32], std::sync::Arc<str>>,
 }
 
-fn digest(bytes: &[u8]) -> [u8; 32] {
+pub(crate) fn digest(bytes: &[u8]) -> [u8; 32] {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
@@ -92,6 +92,10 @@ impl VerifiedCache {
 
     pub(crate) fn insert(&self, seq: u64, bytes: &[u8]) {
         self.inner.insert(seq, digest(bytes));
+    }
+
+    pub(crate) fn insert_digest(&self, seq: u64, digest: [u8; 32]) {
+        self.inner.insert(seq, digest);
     }
 
     /// Remembers bytes this process signed, to be published under `subject`.

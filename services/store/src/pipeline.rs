@@ -17,12 +17,17 @@ pub struct PendingFact {
 }
 
 impl PendingFact {
-    fn spawn(ack: PublishAckFuture) -> Self {
+    /// `digest` is the SHA-256 of the published bytes: once acknowledged, the entry check
+    /// of this process knows its sequence as authentic (as for `append`).
+    fn spawn(ack: PublishAckFuture, store: EventStore, digest: [u8; 32]) -> Self {
         Self {
             ack: tokio::spawn(async move {
-                ack.await
+                let seq = ack
+                    .await
                     .map(|a| a.sequence)
-                    .map_err(|e| StoreError::Unacknowledged(e.to_string()))
+                    .map_err(|e| StoreError::Unacknowledged(e.to_string()))?;
+                store.inner.checker.cache().insert_digest(seq, digest);
+                Ok(seq)
             }),
         }
     }
@@ -73,6 +78,7 @@ impl EventStore {
         let env = Envelope::new(self.domain(), aggregate, meta, 0, event)
             .map_err(|e| InvalidAppend::Unsignable(e.to_string()))?;
         let signed = self.inner.signer.sign_event(env)?;
+        let digest = crate::entry::digest(&signed.bytes);
         let headers = self.headers(&signed);
         let ack = self
             .inner
@@ -85,6 +91,6 @@ impl EventStore {
             .await
             .map_err(|e| StoreError::nats("publish fact", e))?;
         crate::Counters::add(&self.inner.counters.facts, 1);
-        Ok(PendingFact::spawn(ack))
+        Ok(PendingFact::spawn(ack, self.clone(), digest))
     }
 }

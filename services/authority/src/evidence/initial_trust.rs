@@ -55,6 +55,9 @@ pub struct EnvironmentIdentity {
     pub subject: String,
     /// The leaf's notAfter, Unix seconds.
     pub not_after: i64,
+    /// When every certificate of the path (leaf, intermediates, root) is valid: the latest
+    /// notBefore and the earliest notAfter, Unix seconds. What [`ChainCache`] reuses it within.
+    pub path_valid: (i64, i64),
     /// The leaf's key, which verifies the environment's attestation evidence.
     pub attestation_key: VerifyingKey,
     pub attestation_jwk: PublicJwk,
@@ -196,6 +199,16 @@ pub fn check(
     let time = UnixTime::since_unix_epoch(Duration::from_secs(u64::try_from(now).unwrap_or(0)));
 
     let refused: RefCell<Option<InitialTrustError>> = RefCell::new(None);
+    let leaf_validity = leaf.validity();
+    let window = RefCell::new((
+        leaf_validity.not_before.timestamp(),
+        leaf_validity.not_after.timestamp(),
+    ));
+    let narrow = |nb: i64, na: i64| {
+        let mut w = window.borrow_mut();
+        w.0 = w.0.max(nb);
+        w.1 = w.1.min(na);
+    };
     let beyond_webpki = |path: &VerifiedPath<'_>| -> Result<(), webpki::Error> {
         let refuse = |e: InitialTrustError, w: webpki::Error| {
             *refused.borrow_mut() = Some(e);
@@ -216,6 +229,11 @@ pub fn check(
                     webpki::Error::EndEntityUsedAsCa,
                 );
             }
+            let c = parse(der.as_ref()).map_err(|_| webpki::Error::BadDer)?;
+            narrow(
+                c.validity().not_before.timestamp(),
+                c.validity().not_after.timestamp(),
+            );
         }
         let Some(root) = trust_anchors
             .iter()
@@ -252,6 +270,10 @@ pub fn check(
                 webpki::Error::EndEntityUsedAsCa,
             );
         }
+        narrow(
+            validity.not_before.timestamp(),
+            validity.not_after.timestamp(),
+        );
         Ok(())
     };
     let path = end_entity
@@ -277,9 +299,58 @@ pub fn check(
         leaf_fingerprint,
         subject: leaf.subject().to_string(),
         not_after: leaf.validity().not_after.timestamp(),
+        path_valid: *window.borrow(),
         attestation_key,
         attestation_jwk,
     })
+}
+
+/// Identity chains already checked against one version of the trust material, so that the
+/// many agents of one environment (one identity certificate) cost one path validation:
+/// keyed by the SHA-256 of the trust material's version and every certificate presented,
+/// reused only while every certificate of the path is valid. A new trust event (an anchor
+/// added or removed, a certificate revoked) is a new version, so nothing checked before it is
+/// reused after it.
+#[derive(Debug)]
+pub struct ChainCache {
+    inner: quick_cache::sync::Cache<[u8; 32], EnvironmentIdentity>,
+}
+
+impl Default for ChainCache {
+    fn default() -> Self {
+        Self {
+            inner: quick_cache::sync::Cache::new(4096),
+        }
+    }
+}
+
+impl ChainCache {
+    /// [`check`], remembered for `trust_version`.
+    pub fn check(
+        &self,
+        trust_version: u64,
+        chain_der: &[Vec<u8>],
+        anchors: &[Anchor],
+        revoked: &BTreeSet<Digest>,
+        now: i64,
+    ) -> Result<EnvironmentIdentity, InitialTrustError> {
+        let mut d = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        d.update(&trust_version.to_be_bytes());
+        for c in chain_der.iter().take(MAX_CERTS + 1) {
+            d.update(&(c.len() as u64).to_be_bytes());
+            d.update(c);
+        }
+        let mut key = [0u8; 32];
+        key.copy_from_slice(d.finish().as_ref());
+        if let Some(id) = self.inner.get(&key)
+            && (id.path_valid.0..=id.path_valid.1).contains(&now)
+        {
+            return Ok(id);
+        }
+        let id = check(chain_der, anchors, revoked, now)?;
+        self.inner.insert(key, id.clone());
+        Ok(id)
+    }
 }
 
 /// id-kp-clientAuth (1.3.6.1.5.5.7.3.2), DER contents of the OID.

@@ -457,3 +457,38 @@ fn pem_chains_parse_within_bounds() {
         InitialTrustError::TooLarge(MAX_PEM_BYTES + 1)
     );
 }
+
+/// A chain checked once is reused only for the same trust material version and while every
+/// certificate of its path is valid: a revocation (a new version) or the end of the shortest
+/// validity makes it checked again, and refused.
+#[test]
+fn a_cached_chain_is_reused_only_within_its_trust_version_and_validity() {
+    let p = pki(&Spec::default());
+    let anchors = [p.anchor()];
+    let cache = ChainCache::default();
+    let id = cache
+        .check(7, &p.chain(), &anchors, &BTreeSet::new(), now())
+        .unwrap();
+    let (from, until) = id.path_valid;
+    assert!(from <= now() && now() <= until, "{:?}", id.path_valid);
+    // the same version: reused, even if the material passed in differs (it cannot, for one
+    // version: this shows the cache is what answered)
+    let fp = Digest::sha256(&p.leaf);
+    let revoked = BTreeSet::from([fp.clone()]);
+    cache
+        .check(7, &p.chain(), &anchors, &revoked, now())
+        .unwrap();
+    // the revocation's version: checked again, refused
+    assert_eq!(
+        cache
+            .check(8, &p.chain(), &anchors, &revoked, now())
+            .unwrap_err(),
+        InitialTrustError::Revoked(fp)
+    );
+    // past the path's validity: checked again, refused
+    assert!(
+        cache
+            .check(7, &p.chain(), &anchors, &BTreeSet::new(), until + 1)
+            .is_err()
+    );
+}
