@@ -394,6 +394,9 @@ async fn main() -> anyhow::Result<()> {
         every: Duration::from_millis(args.checkpoint_every_ms),
     };
     let (mut off, mut on, mut made, mut lag) = (Vec::new(), Vec::new(), 0, Duration::ZERO);
+    // CPU time (this process and the server, user + system) per append: steadier than the
+    // rates on a shared 2-core machine, since time spent waiting for a neighbour is not counted
+    let (mut cpu_off, mut cpu_on) = (Vec::new(), Vec::new());
     let cost_rounds = args.cost_rounds.unwrap_or(args.rounds).max(1);
     for round in 0..cost_rounds {
         let order = if round.is_multiple_of(2) {
@@ -410,8 +413,14 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 None
             };
+            let cpu0 = cpu_ticks(None)? + cpu_ticks(server.pid())?;
             let r =
                 append_facts(&s, args.append_events, args.producers, round * 10_000_000).await?;
+            let with_cpu = |cpu: &mut Vec<f64>| -> anyhow::Result<()> {
+                let used = cpu_ticks(None)? + cpu_ticks(server.pid())? - cpu0;
+                cpu.push(used as f64 / args.append_events as f64);
+                Ok(())
+            };
             match running {
                 Some((log, stop)) => {
                     let t = Instant::now();
@@ -420,9 +429,13 @@ async fn main() -> anyhow::Result<()> {
                     lag = lag.max(t.elapsed());
                     made += log.status().checkpoints;
                     let _ = stop.send(true);
+                    with_cpu(&mut cpu_on)?;
                     on.push(r);
                 }
-                None => off.push(r),
+                None => {
+                    with_cpu(&mut cpu_off)?;
+                    off.push(r);
+                }
             }
             eprintln!(
                 "round {round}: appends {} audit log: {}",
@@ -446,6 +459,27 @@ async fn main() -> anyhow::Result<()> {
     );
     let cost = median(costs);
     let (off, on) = (median(off), median(on));
+    let cpu_costs: Vec<f64> = cpu_on
+        .iter()
+        .zip(&cpu_off)
+        .map(|(a, b)| (a / b - 1.0) * 100.0)
+        .collect();
+    eprintln!(
+        "CPU cost per pair: {}",
+        cpu_costs
+            .iter()
+            .map(|c| format!("{c:.1} %"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let (cpu_lo, cpu_hi) = {
+        let mut c = cpu_costs.clone();
+        c.sort_by(f64::total_cmp);
+        (c[c.len() / 4], c[(c.len() * 3) / 4])
+    };
+    let cpu_cost = median(cpu_costs);
+    let (cpu_off, cpu_on) = (median(cpu_off), median(cpu_on));
+    let tick_us = 1e6 / clock_ticks_per_sec();
     rows.push(Row {
         name: format!(
             "pipelined appends with the audit log following and checkpointing (every {} events or {} ms; {made} checkpoints in {cost_rounds} rounds; it trailed the last append by at most {})",
@@ -458,12 +492,55 @@ async fn main() -> anyhow::Result<()> {
         ratio: format!("cost {cost:.1} % (median of {cost_rounds} pairs)"),
         goal: "< 5 %".into(),
     });
+    rows.push(Row {
+        name: "the same rounds: CPU time (benchmark process and nats-server, user + system) per append, with the audit log following and checkpointing".into(),
+        value: format!("{:.1} µs", cpu_on * tick_us),
+        baseline: format!("{:.1} µs without the audit log (medians)", cpu_off * tick_us),
+        ratio: format!(
+            "cost {cpu_cost:.1} % (median of {cost_rounds} pairs; quartiles {cpu_lo:.1} … {cpu_hi:.1} %)"
+        ),
+        goal: "< 5 %".into(),
+    });
     print_table(&rows);
     if let Some(mb) = rss {
         println!("peak resident memory during verification: {mb} MB");
     }
     println!(
-        "verification {ratio:.2}x the raw Ed25519 time (goal <= 1.25x); checkpointing costs appends {cost:.1} % (goal < 5 %)"
+        "verification {ratio:.2}x the raw Ed25519 time (goal <= 1.25x); checkpointing costs appends {cost:.1} % of their rate, {cpu_cost:.1} % of their CPU time (goal < 5 %)"
     );
     Ok(())
+}
+
+/// User + system CPU time of a process (this one when `None`), in clock ticks, from
+/// `/proc/<pid>/stat` (fields 14 and 15, counted after the command name's closing paren).
+fn cpu_ticks(pid: Option<u32>) -> anyhow::Result<u64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let stat = std::fs::read_to_string(&path)?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow::anyhow!("{path}: no command name"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // after ")": state is field 3, so utime (14) and stime (15) are at 11 and 12
+    let num = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields
+            .get(i)
+            .ok_or_else(|| anyhow::anyhow!("{path}: short"))?
+            .parse()?)
+    };
+    Ok(num(11)? + num(12)?)
+}
+
+/// `USER_HZ` as the kernel reports times in `/proc` (100 on Linux).
+fn clock_ticks_per_sec() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
 }

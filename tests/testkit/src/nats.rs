@@ -160,6 +160,11 @@ impl NatsServer {
         self.port
     }
 
+    /// The server's process id while it runs (benchmarks read its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     pub fn monitor_port(&self) -> u16 {
         self.monitor_port
     }
