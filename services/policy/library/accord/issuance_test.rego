@@ -67,6 +67,21 @@ test_allowed_capabilities_narrow_further if {
 	d.capabilities == {"calendar.read"}
 }
 
+test_allowed_capabilities_may_be_exact_names_or_globs if {
+	d := data.accord.issuance.decision with input as full
+		with data.accord.settings.issuance.allowed_capabilities as ["calendar.read"]
+	d.capabilities == {"calendar.read"}
+	e := data.accord.issuance.decision with input as full
+		with data.accord.settings.issuance.allowed_capabilities as ["calendar"]
+	e.capabilities == set()
+	f := data.accord.issuance.decision with input as full
+		with data.accord.settings.issuance.allowed_capabilities as ["**"]
+	f.capabilities == {"calendar.read", "mail.send"}
+	g := data.accord.issuance.decision with input as full
+		with data.accord.settings.issuance.allowed_capabilities as ["calendar.rea?"]
+	g.capabilities == {"calendar.read"}
+}
+
 test_a_renewal_needs_only_what_renewal_require_asks if {
 	checks := {"proof_of_possession": "passed"}
 	renewal := {"checks": checks, "requested_capabilities": ["a.b"], "lifetime_secs": 3600, "renewal": true}
