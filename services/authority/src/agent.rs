@@ -37,6 +37,9 @@ pub struct HeldCredential {
     pub capabilities: BTreeSet<String>,
     #[serde(default)]
     pub aibom_digest: Option<accord_events::Digest>,
+    /// The owner signed into it (what a registration must carry).
+    #[serde(default)]
+    pub owner: Option<accord_events::catalogue::Owner>,
 }
 
 /// The version of [`Agent`]'s serialised state in its snapshots (ADR 0014). Bump it with any
@@ -44,7 +47,7 @@ pub struct HeldCredential {
 /// anything but what its events fold to now: a new field with a default that old events
 /// would not have folded to, a field whose meaning changes. Old snapshots are then refused and
 /// rewritten from the events.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Agent {
@@ -58,6 +61,9 @@ pub struct Agent {
     /// Decommissioned or reported compromised: it gets no credential again.
     #[serde(default)]
     pub retired: Option<String>,
+    /// Its registry record (ADR 0015), once it registered.
+    #[serde(default)]
+    pub record: Option<registration::Record>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +123,8 @@ pub enum AgentCommand {
         serial: CredentialSerial,
         at: Timestamp,
     },
+    /// Registers (or updates) the agent's registry record (ADR 0015).
+    Register(Box<registration::Registration>),
 }
 
 /// What happened to the agent.
@@ -157,6 +165,10 @@ pub enum AgentError {
     NoOwner,
     #[error("credential {0} has not reached its expiry, or its end is already recorded")]
     NotExpired(CredentialSerial),
+    #[error("credential {0} was renewed; register with its successor")]
+    Superseded(CredentialSerial),
+    #[error("the registration's {field} is not what the credential's issuance signed")]
+    RegistrationMismatch { field: &'static str },
 }
 
 impl Agent {
@@ -405,6 +417,11 @@ impl Aggregate for Agent {
                 )
                 .await;
             }
+            AgentCommand::Register(r) => {
+                if let Some(e) = self.register(*r, Timestamp::now())? {
+                    sink.write(e, self).await;
+                }
+            }
         }
         Ok(())
     }
@@ -420,7 +437,9 @@ impl Aggregate for Agent {
             expired: false,
             capabilities: c.capabilities.clone(),
             aibom_digest: c.aibom_digest.clone(),
+            owner: c.owner.clone(),
         };
+        self.apply_record(&event);
         match event {
             Event::AgentProvisioned(p) => {
                 self.provisioned = Some(Provisioned {
@@ -478,6 +497,8 @@ impl Aggregate for Agent {
         }
     }
 }
+
+pub mod registration;
 
 #[cfg(test)]
 #[path = "agent/tests.rs"]

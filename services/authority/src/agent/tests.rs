@@ -406,3 +406,6 @@ fn no_renewal_of_a_rotated_out_credential() {
     );
     assert!(agent.check_renewable(&b.serial, Timestamp::now()).is_ok());
 }
+
+#[path = "registration_tests.rs"]
+mod registration;
