@@ -144,6 +144,31 @@ impl Projection for Registry {
                         reg.insert("credential_serial".into(), s.to_string().into());
                     }
                 }
+                // on a live credential again (the aggregate accepts nothing else)
+                if u.credential_serial.is_some()
+                    && matches!(
+                        a.get("status").and_then(Value::as_str),
+                        Some("revoked" | "expired")
+                    )
+                {
+                    status(&mut a, "registered");
+                    a.insert("status_seq".into(), seq.into());
+                }
+            }
+            // records follow credentials (issue 15): a registered record whose credential is
+            // revoked or expires leaves discovery at that event's sequence; it comes back only
+            // on a credential the agent registers again with
+            Event::CredentialRevoked(r)
+                if registered_on(&a).is_some_and(|s| r.serials.iter().any(|x| x.as_str() == s)) =>
+            {
+                status(&mut a, "revoked");
+                a.insert("status_seq".into(), seq.into());
+            }
+            Event::CredentialExpired(x)
+                if registered_on(&a).is_some_and(|s| s == x.serial.as_str()) =>
+            {
+                status(&mut a, "expired");
+                a.insert("status_seq".into(), seq.into());
             }
             Event::AgentSuspended(s) => {
                 status(&mut a, "suspended");
@@ -162,6 +187,14 @@ impl Projection for Registry {
         rows.put("agents", key, Value::Object(a));
         Ok(())
     }
+}
+
+/// The serial a registered (not suspended or decommissioned) record rests on.
+fn registered_on(a: &serde_json::Map<String, Value>) -> Option<&str> {
+    if a.get("status").and_then(Value::as_str) != Some("registered") {
+        return None;
+    }
+    a.get("registration")?.get("credential_serial")?.as_str()
 }
 
 /// Credentials by serial, and the revocation list in log order (its watermark is the
@@ -398,3 +431,7 @@ impl Projection for Peers {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
