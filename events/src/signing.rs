@@ -364,39 +364,44 @@ impl KeyRing {
         if context == SIGNING_CONTEXT {
             return Err(VerifyError::BadSignature(kid.clone()));
         }
-        if !self.pins.contains(kid) {
-            return Err(VerifyError::UnpinnedKey(kid.clone()));
-        }
-        let public = self
-            .keys
-            .get(kid)
-            .ok_or_else(|| VerifyError::UnknownPublicKey(kid.clone()))?;
-        let mut input = Vec::with_capacity(context.len() + msg.len());
-        input.extend_from_slice(context);
-        input.extend_from_slice(msg);
-        UnparsedPublicKey::new(&ED25519, public)
-            .verify(&input, sig)
-            .map_err(|_| VerifyError::BadSignature(kid.clone()))
+        let public = self.public_key(kid)?;
+        verify_ed25519(public, kid, context, msg, sig)
     }
 
     fn check(&self, kid: &KeyId, event_bytes: &[u8], sig_b64: &str) -> Result<(), VerifyError> {
-        if !self.pins.contains(kid) {
-            return Err(VerifyError::UnpinnedKey(kid.clone()));
-        }
-        let public = self
-            .keys
-            .get(kid)
-            .ok_or_else(|| VerifyError::UnknownPublicKey(kid.clone()))?;
+        let public = self.public_key(kid)?;
         let sig = URL_SAFE_NO_PAD
             .decode(sig_b64)
             .map_err(|_| VerifyError::BadSignature(kid.clone()))?;
-        let mut input = Vec::with_capacity(SIGNING_CONTEXT.len() + event_bytes.len());
-        input.extend_from_slice(SIGNING_CONTEXT);
-        input.extend_from_slice(event_bytes);
-        UnparsedPublicKey::new(&ED25519, public)
-            .verify(&input, &sig)
-            .map_err(|_| VerifyError::BadSignature(kid.clone()))
+        verify_ed25519(public, kid, SIGNING_CONTEXT, event_bytes, &sig)
     }
+
+    /// The public key of `kid`, if it is pinned and known.
+    fn public_key(&self, kid: &KeyId) -> Result<&[u8], VerifyError> {
+        if !self.pins.contains(kid) {
+            return Err(VerifyError::UnpinnedKey(kid.clone()));
+        }
+        self.keys
+            .get(kid)
+            .map(|k| k.as_slice())
+            .ok_or_else(|| VerifyError::UnknownPublicKey(kid.clone()))
+    }
+}
+
+/// An Ed25519 signature by `public` over `context || msg`.
+fn verify_ed25519(
+    public: &[u8],
+    kid: &KeyId,
+    context: &[u8],
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<(), VerifyError> {
+    let mut input = Vec::with_capacity(context.len() + msg.len());
+    input.extend_from_slice(context);
+    input.extend_from_slice(msg);
+    UnparsedPublicKey::new(&ED25519, public)
+        .verify(&input, sig)
+        .map_err(|_| VerifyError::BadSignature(kid.clone()))
 }
 
 #[cfg(test)]

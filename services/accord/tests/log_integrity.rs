@@ -196,7 +196,7 @@ async fn a_foreign_message_is_skipped_and_reported_by_every_reader() {
     let start = d.last_seq().await;
     let cursor = d.work.join("watcher.cursor");
     std::fs::write(&cursor, start.to_string()).unwrap();
-    let mut watch = accord()
+    let watch = accord()
         .args(["agent", "watch-revocations", "--dir"])
         .arg(d.work.join("watcher"))
         .args(["--nats-url", &d.nats_url(), "--ca"])
@@ -270,21 +270,7 @@ async fn a_foreign_message_is_skipped_and_reported_by_every_reader() {
     // the agent library drops the planted revocation (it is not signed by the domain), and
     // delivers the genuine one
     let another = d.revoke(&bystander);
-    let out = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while watch.try_wait().unwrap().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = watch.kill();
-        watch.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let lines: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let (lines, text, _) = watch_output(watch).await;
     let dropped: Vec<u64> = lines
         .iter()
         .filter_map(|l| l["dropped"]["seq"].as_u64())

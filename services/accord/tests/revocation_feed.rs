@@ -512,29 +512,9 @@ async fn the_feed_follows_a_renewal() {
     ]));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let seq = d.revoke(&victim);
-    let out = tokio::task::spawn_blocking(move || {
-        let mut watch = watch;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while watch.try_wait().unwrap().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = watch.kill();
-        watch.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let seqs: Vec<u64> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["seq"].as_u64())
-        .collect();
+    let (lines, text, stderr) = watch_output(watch).await;
+    let seqs: Vec<u64> = lines.iter().filter_map(|v| v["seq"].as_u64()).collect();
     // its own superseded credential, then the victim's revocation
-    assert_eq!(
-        seqs.len(),
-        2,
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(seqs.len(), 2, "{text}{stderr}");
     assert_eq!(seqs[1], seq, "{text}");
 }

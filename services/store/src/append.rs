@@ -132,12 +132,15 @@ impl EventStore {
             signed.push(self.inner.signer.sign_event(env)?);
         }
 
-        for s in &signed {
-            self.inner
-                .checker
-                .cache()
-                .signed_here(&s.envelope.subject().to_string(), &s.bytes);
-        }
+        let digests: Vec<[u8; 32]> = signed
+            .iter()
+            .map(|s| {
+                self.inner
+                    .checker
+                    .cache()
+                    .signed_here(&s.envelope.subject().to_string(), &s.bytes)
+            })
+            .collect();
         let published = if signed.len() == 1 {
             self.publish_one(&signed[0], expected, &filter).await
         } else {
@@ -153,11 +156,11 @@ impl EventStore {
                 }
                 let first_seq = last_seq + 1 - signed.len() as u64;
                 // what this process signed and the server stored needs no second check
-                for (i, s) in signed.iter().enumerate() {
+                for (i, d) in digests.into_iter().enumerate() {
                     self.inner
                         .checker
                         .cache()
-                        .insert(first_seq + i as u64, &s.bytes);
+                        .insert_digest(first_seq + i as u64, d);
                 }
                 let stored: Vec<StoredEvent> = signed
                     .into_iter()

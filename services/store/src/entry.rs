@@ -90,17 +90,16 @@ impl VerifiedCache {
         }
     }
 
-    pub(crate) fn insert(&self, seq: u64, bytes: &[u8]) {
-        self.inner.insert(seq, digest(bytes));
-    }
-
     pub(crate) fn insert_digest(&self, seq: u64, digest: [u8; 32]) {
         self.inner.insert(seq, digest);
     }
 
-    /// Remembers bytes this process signed, to be published under `subject`.
-    pub(crate) fn signed_here(&self, subject: &str, bytes: &[u8]) {
-        self.signed.insert(digest(bytes), subject.into());
+    /// Remembers bytes this process signed, to be published under `subject`; returns their
+    /// digest, for [`VerifiedCache::insert_digest`] once they have a sequence.
+    pub(crate) fn signed_here(&self, subject: &str, bytes: &[u8]) -> [u8; 32] {
+        let d = digest(bytes);
+        self.signed.insert(d, subject.into());
+        d
     }
 
     pub(crate) fn clear(&self) {

@@ -41,6 +41,13 @@ impl LoadedAggregate {
     }
 }
 
+/// A message read from the log and checked.
+struct Read {
+    seq: u64,
+    subject: String,
+    event: Result<StoredEvent, crate::entry::EntryError>,
+}
+
 #[derive(Clone)]
 struct EventsWeighter;
 
@@ -161,23 +168,18 @@ impl EventStore {
             return self.refresh(kind, id, LoadedAggregate::default()).await;
         }
         // the anchor: the event at the snapshot's sequence is the one it names
-        let anchor = if at == last.seq {
-            vec![last.clone()]
+        let last = self.read(last);
+        let reads = if at == last.seq {
+            vec![last]
         } else {
-            let total = self.count_through(&last);
-            let after = total.map_or(0, |t| t.saturating_sub(base.version.count));
-            self.inner
-                .direct
-                .through(at, &filter, last.seq, after + 1)
-                .await?
+            let before_anchor = base.version.count.saturating_sub(1);
+            self.up_to(at, &filter, last, before_anchor).await?
         };
-        let mut msgs = anchor.into_iter();
-        let anchored = msgs.next().is_some_and(|m| {
-            m.seq == at
-                && self
-                    .inner
-                    .checker
-                    .check(m.seq, &m.subject, &m.payload)
+        let mut reads = reads.into_iter();
+        let anchored = reads.next().is_some_and(|r| {
+            r.seq == at
+                && r.event
+                    .as_ref()
                     .is_ok_and(|e| e.envelope.id == base.event_id)
         });
         if !anchored {
@@ -191,7 +193,7 @@ impl EventStore {
             events: Arc::new(Vec::new()),
             version,
         };
-        let loaded = self.extend(start, msgs.collect());
+        let loaded = self.extend(start, reads.collect());
         self.inner
             .cache
             .inner
@@ -199,14 +201,42 @@ impl EventStore {
         Ok(loaded)
     }
 
-    /// How many events the aggregate has through `last` (its last message), as that
-    /// authentic event says; `None` when it is not one.
-    fn count_through(&self, last: &RawMessage) -> Option<u64> {
-        self.inner
-            .checker
-            .check(last.seq, &last.subject, &last.payload)
-            .ok()
-            .map(|e| e.envelope.aggregate.seq)
+    /// A message read from the log, checked (once).
+    fn read(&self, m: RawMessage) -> Read {
+        let event = self.inner.checker.check(m.seq, &m.subject, &m.payload);
+        Read {
+            seq: m.seq,
+            subject: m.subject,
+            event,
+        }
+    }
+
+    /// The aggregate's messages from `from` through `last`, its last one (read already), when
+    /// `before` of its events precede `from`: only those strictly before `last` are fetched,
+    /// exactly as many as `last`'s count says, and none when it says none. When `last` is not
+    /// an authentic event its count is unknown, and whatever lies between is fetched.
+    async fn up_to(
+        &self,
+        from: u64,
+        filter: &str,
+        last: Read,
+        before: u64,
+    ) -> Result<Vec<Read>, StoreError> {
+        let between = match &last.event {
+            Ok(e) => Some(e.envelope.aggregate.seq.saturating_sub(before + 1)),
+            Err(_) => None,
+        };
+        let mut out = Vec::new();
+        if last.seq > from && between != Some(0) {
+            let fetched = self
+                .inner
+                .direct
+                .through(from, filter, last.seq - 1, between.unwrap_or(1))
+                .await?;
+            out.extend(fetched.into_iter().map(|m| self.read(m)));
+        }
+        out.push(last);
+        Ok(out)
     }
 
     /// `cached` brought up to date: its last sequence against the aggregate's last message,
@@ -230,13 +260,10 @@ impl EventStore {
         } else {
             cached
         };
-        let expected = self
-            .count_through(&last)
-            .map_or(0, |t| t.saturating_sub(cached.version.count));
+        let from = cached.version.stream_seq + 1;
+        let last = self.read(last);
         let fresh = self
-            .inner
-            .direct
-            .through(cached.version.stream_seq + 1, &filter, last.seq, expected)
+            .up_to(from, &filter, last, cached.version.count)
             .await?;
         let loaded = self.extend(cached, fresh);
         self.inner
@@ -248,21 +275,21 @@ impl EventStore {
 
     /// `loaded` with the messages read after it: each checked, foreign ones skipped and
     /// reported, never fatal (the aggregate stays loadable, revocable and renewable).
-    fn extend(&self, loaded: LoadedAggregate, fresh: Vec<RawMessage>) -> LoadedAggregate {
-        let Some(last_seq) = fresh.last().map(|m| m.seq) else {
+    fn extend(&self, loaded: LoadedAggregate, fresh: Vec<Read>) -> LoadedAggregate {
+        let Some(last_seq) = fresh.last().map(|r| r.seq) else {
             return loaded;
         };
         let mut events = Vec::with_capacity(loaded.events.len() + fresh.len());
         events.extend(loaded.events.iter().cloned());
         let mut count = loaded.version.count;
-        for m in fresh {
-            match self.inner.checker.check(m.seq, &m.subject, &m.payload) {
+        for r in fresh {
+            match r.event {
                 Ok(e) => {
                     count += 1;
                     events.push(e);
                 }
                 Err(e) => {
-                    self.inner.foreign.report("aggregate", &m.subject, &e);
+                    self.inner.foreign.report("aggregate", &r.subject, &e);
                 }
             }
         }

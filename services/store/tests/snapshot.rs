@@ -9,28 +9,32 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use accord_events::{AggregateId, AggregateKind, CommandId, EventId};
+use accord_events::{AgentId, AggregateId, AggregateKind, CommandId, EventId, Metadata};
 use accord_store::EventStore;
 use accord_store::cqrs::Executor;
 use accord_store::snapshot::{Base, SNAPSHOT_AFTER};
 use support::*;
 
-/// An agent with a provisioning and `suspensions` suspensions, each its own command.
-async fn long_agent(store: &EventStore, suspensions: usize) -> AggregateId {
+/// The command that provisions an agent named `long`.
+fn provision(agent: AgentId) -> AgentCommand {
+    AgentCommand::Provision {
+        agent,
+        name: "long".into(),
+    }
+}
+
+/// An agent with a provisioning (by the command `first`) and `suspensions` suspensions, each
+/// its own command.
+async fn long_agent_from(
+    store: &EventStore,
+    first: &Metadata,
+    suspensions: usize,
+) -> (AgentId, AggregateId) {
     let exec = Executor::<Agent>::new(store.clone(), ())
         .unwrap()
         .with_snapshots(1);
     let (agent, id) = agent_aggregate();
-    exec.execute(
-        &id,
-        &meta(),
-        AgentCommand::Provision {
-            agent,
-            name: "long".into(),
-        },
-    )
-    .await
-    .unwrap();
+    exec.execute(&id, first, provision(agent)).await.unwrap();
     for i in 0..suspensions {
         exec.execute(
             &id,
@@ -42,7 +46,11 @@ async fn long_agent(store: &EventStore, suspensions: usize) -> AggregateId {
         .await
         .unwrap();
     }
-    id
+    (agent, id)
+}
+
+async fn long_agent(store: &EventStore, suspensions: usize) -> AggregateId {
+    long_agent_from(store, &meta(), suspensions).await.1
 }
 
 async fn written(store: &EventStore, at_least: u64) {
@@ -181,32 +189,8 @@ async fn a_snapshot_that_does_not_check_out_is_never_used() {
 #[tokio::test]
 async fn a_retry_folded_into_a_snapshot_is_still_recognised() {
     let (server, store) = fresh().await;
-    let exec = Executor::<Agent>::new(store.clone(), ())
-        .unwrap()
-        .with_snapshots(1);
-    let (agent, id) = agent_aggregate();
     let first = meta();
-    exec.execute(
-        &id,
-        &first,
-        AgentCommand::Provision {
-            agent,
-            name: "x".into(),
-        },
-    )
-    .await
-    .unwrap();
-    for i in 0..40 {
-        exec.execute(
-            &id,
-            &meta(),
-            AgentCommand::Suspend {
-                reason: i.to_string(),
-            },
-        )
-        .await
-        .unwrap();
-    }
+    let (agent, id) = long_agent_from(&store, &first, 40).await;
     written(&store, 1).await;
     let cold = store_on(&server.url(), key()).await;
     let exec = Executor::<Agent>::new(cold.clone(), ())
@@ -214,17 +198,7 @@ async fn a_retry_folded_into_a_snapshot_is_still_recognised() {
         .with_snapshots(1);
     let (ctx, _) = exec.store().load_context_cached(&id).await.unwrap();
     assert!(ctx.history.may_hide(&first.command_id));
-    let again = exec
-        .execute(
-            &id,
-            &first,
-            AgentCommand::Provision {
-                agent,
-                name: "x".into(),
-            },
-        )
-        .await
-        .unwrap();
+    let again = exec.execute(&id, &first, provision(agent)).await.unwrap();
     assert!(again.replayed);
     assert_eq!(again.events.len(), 1);
     assert_eq!(again.events[0].envelope.aggregate.seq, 1);

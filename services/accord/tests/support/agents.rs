@@ -139,3 +139,28 @@ impl AgentDomain {
         std::fs::read(self.work.join(name).join(file)).unwrap()
     }
 }
+
+/// What a `watch-revocations` child printed once it exits (killed after 30 s): the JSON lines
+/// of its standard output, and its standard output and error as text (for messages).
+pub async fn watch_output(mut watch: std::process::Child) -> (Vec<Value>, String, String) {
+    let out = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while watch.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = watch.kill();
+        watch.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    (
+        lines,
+        text,
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}

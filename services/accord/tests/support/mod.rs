@@ -15,7 +15,7 @@ use accord_store::{EventStore, StoreConfig, Version};
 
 pub mod agents;
 #[allow(unused_imports)]
-pub use agents::AgentDomain;
+pub use agents::{AgentDomain, watch_output};
 
 pub fn accord() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_accord"));

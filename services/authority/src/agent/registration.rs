@@ -124,16 +124,13 @@ impl Agent {
                 agent_card_digest: r.agent_card_digest,
             })));
         };
-        let changed = |same: bool| !same;
         let update = AgentUpdated {
-            description: changed(rec.description == r.description).then_some(r.description),
-            endpoints: changed(rec.endpoints == r.endpoints).then_some(r.endpoints),
-            agent_card_digest: if rec.agent_card_digest == r.agent_card_digest {
-                None
-            } else {
-                r.agent_card_digest
-            },
-            credential_serial: changed(rec.serial == r.serial).then_some(r.serial),
+            description: (rec.description != r.description).then_some(r.description),
+            endpoints: (rec.endpoints != r.endpoints).then_some(r.endpoints),
+            agent_card_digest: (rec.agent_card_digest != r.agent_card_digest)
+                .then_some(r.agent_card_digest)
+                .flatten(),
+            credential_serial: (rec.serial != r.serial).then_some(r.serial),
         };
         Ok((update.description.is_some()
             || update.endpoints.is_some()
