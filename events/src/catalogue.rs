@@ -158,8 +158,8 @@ catalogue! {
     OwnerBound(v 1, Agent),
     OwnerUnbound(v 1, Agent),
     CompromiseReported(v 1, Agent),
-    AgentRegistered(v 1, Agent),
-    AgentUpdated(v 1, Agent),
+    AgentRegistered(v 2, Agent),
+    AgentUpdated(v 2, Agent),
     AgentSuspended(v 1, Agent),
     AgentDecommissioned(v 1, Agent),
     RegistrationRejected(v 1, Agent),
@@ -244,6 +244,10 @@ pub mod upcast {
             // neither: they were events of their own then, recorded just before it in the same
             // atomic batch, so its data is a v2 with both absent.
             ("CredentialIssued" | "CredentialRenewed", 1) => Ok(data),
+            // v2 added `skills`, `audience` and `card` (ADR 0015), each with a default: a v1
+            // registration is one without skills, visible to its domain, with the default card
+            // fields; a v1 update changed none of them
+            ("AgentRegistered" | "AgentUpdated", 1) => Ok(data),
             _ => Err(DecodeError::UnknownVersion {
                 event_type,
                 version,

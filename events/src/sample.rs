@@ -326,6 +326,22 @@ pub fn event(name: &str) -> Option<Event> {
                 transport: "JSONRPC".into(),
             }],
             agent_card_digest: Some(digest("card")),
+            skills: vec![Skill {
+                id: "plan-trip".into(),
+                name: "Plan a trip".into(),
+                description: "Finds flights and hotels within the travel policy".into(),
+                tags: caps(&["travel", "booking"]),
+            }],
+            audience: Audience {
+                visibility: Visibility::Team,
+                team: Some("travel".into()),
+            },
+            card: CardFields {
+                version: "2.1.0".into(),
+                input_modes: vec!["text/plain".into(), "application/json".into()],
+                output_modes: vec!["application/json".into()],
+                streaming: true,
+            },
         }
         .into(),
         "AgentUpdated" => AgentUpdated {
@@ -333,6 +349,12 @@ pub fn event(name: &str) -> Option<Event> {
             endpoints: None,
             agent_card_digest: None,
             credential_serial: Some(serial("6b")),
+            skills: None,
+            audience: Some(Audience {
+                visibility: Visibility::Domain,
+                team: None,
+            }),
+            card: None,
         }
         .into(),
         "AgentSuspended" => AgentSuspended {

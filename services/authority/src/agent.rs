@@ -47,7 +47,7 @@ pub struct HeldCredential {
 /// anything but what its events fold to now: a new field with a default that old events
 /// would not have folded to, a field whose meaning changes. Old snapshots are then refused and
 /// rewritten from the events.
-pub const STATE_VERSION: u32 = 2;
+pub const STATE_VERSION: u32 = 3;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Agent {
@@ -125,6 +125,12 @@ pub enum AgentCommand {
     },
     /// Registers (or updates) the agent's registry record (ADR 0015).
     Register(Box<registration::Registration>),
+    /// An operator takes the agent's record out of discovery (`AgentSuspended`).
+    Suspend {
+        reason: String,
+    },
+    /// Records a refused registration of the authenticated agent (rate-limited by the caller).
+    RecordRejection(accord_events::catalogue::RegistrationRejected),
 }
 
 /// What happened to the agent.
@@ -169,6 +175,12 @@ pub enum AgentError {
     Superseded(CredentialSerial),
     #[error("the registration's {field} is not what the credential's issuance signed")]
     RegistrationMismatch { field: &'static str },
+    #[error("the agent has no registry record")]
+    NotRegistered,
+    #[error("the agent's record is already suspended")]
+    AlreadySuspended,
+    #[error("the workload identity token is not the one issued with credential {0}")]
+    WitMismatch(CredentialSerial),
 }
 
 impl Agent {
@@ -421,6 +433,14 @@ impl Aggregate for Agent {
                 if let Some(e) = self.register(*r, Timestamp::now())? {
                     sink.write(e, self).await;
                 }
+            }
+            AgentCommand::Suspend { reason } => {
+                let e = self.suspend(reason)?;
+                sink.write(e, self).await;
+            }
+            AgentCommand::RecordRejection(r) => {
+                self.provisioned()?;
+                sink.write(Event::RegistrationRejected(r), self).await;
             }
         }
         Ok(())

@@ -126,6 +126,10 @@ impl Projection for Registry {
                     "capabilities".into(),
                     to_value(self.name(), seq, &c.credential.capabilities)?,
                 );
+                a.insert(
+                    "aibom_digest".into(),
+                    to_value(self.name(), seq, &c.credential.aibom_digest)?,
+                );
             }
             Event::AgentRegistered(r) => {
                 a.insert("registration".into(), to_value(self.name(), seq, r)?);
@@ -133,6 +137,10 @@ impl Projection for Registry {
                 status(&mut a, "registered");
             }
             Event::AgentUpdated(u) => {
+                let signed: Vec<(&str, Option<Value>)> = ["capabilities", "aibom_digest", "owner"]
+                    .into_iter()
+                    .map(|f| (f, a.get(f).filter(|v| !v.is_null()).cloned()))
+                    .collect();
                 if let Some(Value::Object(reg)) = a.get_mut("registration") {
                     if let Some(d) = &u.description {
                         reg.insert("description".into(), d.clone().into());
@@ -142,6 +150,23 @@ impl Projection for Registry {
                     }
                     if let Some(s) = &u.credential_serial {
                         reg.insert("credential_serial".into(), s.to_string().into());
+                        // the record carries what the renewed credential signed (the
+                        // aggregate accepted nothing else)
+                        for (f, v) in signed {
+                            match v {
+                                Some(v) => reg.insert(f.into(), v),
+                                None => reg.remove(f),
+                            };
+                        }
+                    }
+                    if let Some(s) = &u.skills {
+                        reg.insert("skills".into(), to_value(self.name(), seq, s)?);
+                    }
+                    if let Some(au) = &u.audience {
+                        reg.insert("audience".into(), to_value(self.name(), seq, au)?);
+                    }
+                    if let Some(c) = &u.card {
+                        reg.insert("card".into(), to_value(self.name(), seq, c)?);
                     }
                 }
                 // on a live credential again (the aggregate accepts nothing else)

@@ -78,6 +78,9 @@ impl Agent {
             aibom_digest: None,
             endpoints: Vec::new(),
             agent_card_digest: None,
+            skills: Vec::new(),
+            audience: Default::default(),
+            card: Default::default(),
         });
         self.push(e);
     }
@@ -140,6 +143,9 @@ async fn a_record_leaves_at_its_credentials_revocation_or_expiry_and_comes_back_
         endpoints: None,
         agent_card_digest: None,
         credential_serial: Some(CredentialSerial::parse("4a02").unwrap()),
+        skills: None,
+        audience: None,
+        card: None,
     }));
     assert_eq!(a.status().await, ("registered".into(), Some(50)));
     // its expiry: out

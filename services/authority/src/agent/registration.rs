@@ -2,12 +2,13 @@
 //! credential the ACA issued it, and its record carries exactly the capabilities, owner and
 //! AIBOM digest signed into that credential. The record lives on the agent's aggregate, so a
 //! registration is ordered against the credential's revocation or renewal by compare-and-set.
-//! The HTTP and mTLS side (the registry service) is not built yet; these are its rules.
+//! The registry service (`accord-registry`) authenticates the agent and runs these commands.
 
 use std::collections::BTreeSet;
 
 use accord_events::catalogue::{
-    AgentRegistered, AgentUpdated, Endpoint, Owner, RegistrationRejection,
+    AgentRegistered, AgentSuspended, AgentUpdated, Audience, CardFields, Endpoint, Owner,
+    RegistrationRejection, Skill,
 };
 use accord_events::{CredentialSerial, Digest, Event, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,12 @@ pub struct Registration {
     pub aibom_digest: Option<Digest>,
     pub endpoints: Vec<Endpoint>,
     pub agent_card_digest: Option<Digest>,
+    pub skills: Vec<Skill>,
+    pub audience: Audience,
+    pub card: CardFields,
+    /// When a WIT authenticated the request: its `jti`, which must be the one the credential
+    /// was issued with.
+    pub wit_jti: Option<Option<String>>,
 }
 
 /// The agent's registry record, as its events left it.
@@ -42,6 +49,12 @@ pub struct Record {
     pub endpoints: Vec<Endpoint>,
     #[serde(default)]
     pub agent_card_digest: Option<Digest>,
+    #[serde(default)]
+    pub skills: Vec<Skill>,
+    #[serde(default)]
+    pub audience: Audience,
+    #[serde(default)]
+    pub card: CardFields,
     /// Suspended by an operator (`AgentSuspended`), with the reason.
     #[serde(default)]
     pub suspended: Option<String>,
@@ -94,6 +107,9 @@ impl Agent {
         if c.renewed {
             return Err(AgentError::Superseded(r.serial));
         }
+        if r.wit_jti.as_ref().is_some_and(|j| *j != c.wit_jti) {
+            return Err(AgentError::WitMismatch(r.serial));
+        }
         // exactly what the ACA signed: not a subset, not a superset
         if r.capabilities != c.capabilities {
             return Err(AgentError::RegistrationMismatch {
@@ -122,6 +138,9 @@ impl Agent {
                 aibom_digest: r.aibom_digest,
                 endpoints: r.endpoints,
                 agent_card_digest: r.agent_card_digest,
+                skills: r.skills,
+                audience: r.audience,
+                card: r.card,
             })));
         };
         let update = AgentUpdated {
@@ -131,12 +150,32 @@ impl Agent {
                 .then_some(r.agent_card_digest)
                 .flatten(),
             credential_serial: (rec.serial != r.serial).then_some(r.serial),
+            skills: (rec.skills != r.skills).then_some(r.skills),
+            audience: (rec.audience != r.audience).then_some(r.audience),
+            card: (rec.card != r.card).then_some(r.card),
         };
         Ok((update.description.is_some()
             || update.endpoints.is_some()
             || update.agent_card_digest.is_some()
-            || update.credential_serial.is_some())
+            || update.credential_serial.is_some()
+            || update.skills.is_some()
+            || update.audience.is_some()
+            || update.card.is_some())
         .then_some(Event::AgentUpdated(update)))
+    }
+
+    /// The suspension of the record by an operator: a registered agent not retired, not
+    /// already suspended.
+    pub fn suspend(&self, reason: String) -> Result<Event, AgentError> {
+        self.provisioned()?;
+        if let Some(why) = &self.retired {
+            return Err(AgentError::Retired(why.clone()));
+        }
+        let rec = self.record.as_ref().ok_or(AgentError::NotRegistered)?;
+        if rec.suspended.is_some() {
+            return Err(AgentError::AlreadySuspended);
+        }
+        Ok(Event::AgentSuspended(AgentSuspended { reason }))
     }
 
     /// Applies the registry's events to the record.
@@ -152,6 +191,9 @@ impl Agent {
                     aibom_digest: r.aibom_digest.clone(),
                     endpoints: r.endpoints.clone(),
                     agent_card_digest: r.agent_card_digest.clone(),
+                    skills: r.skills.clone(),
+                    audience: r.audience.clone(),
+                    card: r.card.clone(),
                     suspended: None,
                 });
             }
@@ -165,6 +207,15 @@ impl Agent {
                     }
                     if u.agent_card_digest.is_some() {
                         rec.agent_card_digest = u.agent_card_digest.clone();
+                    }
+                    if let Some(s) = &u.skills {
+                        rec.skills = s.clone();
+                    }
+                    if let Some(a) = &u.audience {
+                        rec.audience = a.clone();
+                    }
+                    if let Some(c) = &u.card {
+                        rec.card = c.clone();
                     }
                     if let Some(s) = &u.credential_serial {
                         // the record rests on the renewed credential, whose signed facts it

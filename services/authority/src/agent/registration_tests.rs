@@ -1,7 +1,10 @@
 //! The registration rules (ADR 0015): exactly what was signed, on a live credential; the
 //! record follows renewals; registering again is idempotent.
 
-use accord_events::catalogue::{AgentRegistered, AgentUpdated, Endpoint, Owner, OwnerBindingKind};
+use accord_events::catalogue::{
+    AgentRegistered, AgentSuspended, AgentUpdated, Audience, CardFields, Endpoint, Owner,
+    OwnerBindingKind, Skill, Visibility,
+};
 
 use super::super::registration::Registration;
 use super::*;
@@ -38,6 +41,15 @@ fn asking(c: &IssuedCredential) -> Registration {
             transport: "JSONRPC".into(),
         }],
         agent_card_digest: None,
+        skills: vec![Skill {
+            id: "book".into(),
+            name: "Book a trip".into(),
+            description: "books flights".into(),
+            tags: ["travel".to_owned()].into(),
+        }],
+        audience: Audience::default(),
+        card: CardFields::default(),
+        wit_jti: None,
     }
 }
 
@@ -56,6 +68,9 @@ fn registered(p: &AgentProvisioned, r: &Registration) -> Event {
         aibom_digest: r.aibom_digest.clone(),
         endpoints: r.endpoints.clone(),
         agent_card_digest: r.agent_card_digest.clone(),
+        skills: r.skills.clone(),
+        audience: r.audience.clone(),
+        card: r.card.clone(),
     })
 }
 
@@ -166,6 +181,9 @@ fn registering_again_is_idempotent_and_a_renewal_moves_the_record() {
             endpoints: None,
             agent_card_digest: None,
             credential_serial: None,
+            skills: None,
+            audience: None,
+            card: None,
         })]);
     // after a key rotation the record moves to the new serial
     let next = signed(&p, "4a02", 2);
@@ -178,5 +196,60 @@ fn registering_again_is_idempotent_and_a_renewal_moves_the_record() {
             endpoints: None,
             agent_card_digest: None,
             credential_serial: Some(next.serial.clone()),
+            skills: None,
+            audience: None,
+            card: None,
         })]);
+}
+
+#[test]
+fn the_audience_is_an_update_and_suspension_needs_a_record() {
+    let p = provisioned();
+    let c = signed(&p, "4a01", 1);
+    let r = asking(&c);
+    let h = vec![
+        Event::AgentProvisioned(p.clone()),
+        issued(c.clone()),
+        registered(&p, &r),
+    ];
+    let mut team = r.clone();
+    team.audience = Audience {
+        visibility: Visibility::Team,
+        team: Some("travel".into()),
+    };
+    Fw::with(())
+        .given(h.clone())
+        .when(register(team.clone()))
+        .then_expect_events(vec![Event::AgentUpdated(AgentUpdated {
+            description: None,
+            endpoints: None,
+            agent_card_digest: None,
+            credential_serial: None,
+            skills: None,
+            audience: Some(team.audience.clone()),
+            card: None,
+        })]);
+    Fw::with(())
+        .given(vec![Event::AgentProvisioned(p.clone()), issued(c.clone())])
+        .when(AgentCommand::Suspend {
+            reason: "audit".into(),
+        })
+        .then_expect_error(AgentError::NotRegistered);
+    let suspended = Event::AgentSuspended(AgentSuspended {
+        reason: "audit".into(),
+    });
+    Fw::with(())
+        .given(h.clone())
+        .when(AgentCommand::Suspend {
+            reason: "audit".into(),
+        })
+        .then_expect_events(vec![suspended.clone()]);
+    let mut again = h;
+    again.push(suspended);
+    Fw::with(())
+        .given(again)
+        .when(AgentCommand::Suspend {
+            reason: "audit".into(),
+        })
+        .then_expect_error(AgentError::AlreadySuspended);
 }
