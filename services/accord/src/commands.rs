@@ -44,7 +44,8 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
                 let tel = telemetry::init(&cfg.telemetry)?;
                 let rt = Arc::new(Runtime::start(cfg, tel.metrics.clone()).await?);
                 let http = runtime::serve_http(rt.clone()).await?;
-                tracing::info!(%http, "accord serve running");
+                let registry = crate::registry::serve(rt.clone()).await?;
+                tracing::info!(%http, ?registry, "accord serve running");
                 wait_for_signal().await;
                 rt.stop();
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -226,7 +227,9 @@ fn dev_command(args: DevArgs, env: Vec<(String, String)>) -> anyhow::Result<Exit
             }
         };
         let http = runtime::serve_http(rt.clone()).await?;
+        let registry = crate::registry::serve(rt.clone()).await?;
         let endpoints = serde_json::json!({
+            "registry_url": registry.map(|a| format!("https://{a}")),
             "domain": state.domain,
             "trust_domain": state.trust_domain,
             "nats_url": format!("nats://127.0.0.1:{}", state.nats_port),

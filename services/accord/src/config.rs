@@ -149,6 +149,9 @@ pub struct Config {
     /// The Agent Credential Authority; not run when absent.
     #[serde(default)]
     pub authority: Option<AuthoritySection>,
+    /// The Agent Registry Service; not run when absent.
+    #[serde(default)]
+    pub registry: Option<RegistrySection>,
 }
 
 /// `[authority]`: the ACA's keys, certificate and issuing rules.
@@ -727,10 +730,12 @@ fn validate(c: &Config) -> Result<(), String> {
     if !c.nats.ca.exists() {
         return Err(format!("nats.ca: {} does not exist", c.nats.ca.display()));
     }
-    Ok(())
+    registry::validate(c)
 }
 
 mod checks;
+mod registry;
+pub use registry::RegistrySection;
 
 #[cfg(test)]
 #[path = "config/tests.rs"]

@@ -42,6 +42,10 @@ pub struct DevState {
     pub nats_port: u16,
     pub monitor_port: u16,
     pub http_port: u16,
+    /// The registry's listener (added after the first release of dev.json: 0 until a start
+    /// picks one).
+    #[serde(default)]
+    pub registry_port: u16,
     /// The ACA's keys are in a SoftHSM2 token (`--hsm` at the first start).
     #[serde(default)]
     pub hsm: bool,
@@ -234,8 +238,13 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(DevPaths, DevState, FolderL
     let paths = DevPaths::new(&root);
     let folder_lock = lock(&paths)?;
     let state = if paths.state().exists() {
-        let state: DevState = serde_json::from_slice(&std::fs::read(paths.state())?)
+        let mut state: DevState = serde_json::from_slice(&std::fs::read(paths.state())?)
             .with_context(|| format!("reading {}", paths.state().display()))?;
+        if state.registry_port == 0 {
+            // a folder from before the registry: it gets its port now, and keeps it
+            state.registry_port = free_port()?;
+            std::fs::write(paths.state(), serde_json::to_vec_pretty(&state)?)?;
+        }
         if state.domain != opts.domain && opts.domain.as_str() != "dev" {
             bail!(
                 "{} holds domain {}, not {}",
@@ -252,6 +261,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(DevPaths, DevState, FolderL
             nats_port: opts.nats_port.map_or_else(free_port, Ok)?,
             monitor_port: free_port()?,
             http_port: opts.http_port.map_or_else(free_port, Ok)?,
+            registry_port: free_port()?,
             hsm: opts.hsm,
         };
         init(&paths, &state)?;
@@ -434,6 +444,11 @@ fn write_config(
         f(paths.callout_issuer()),
         f(paths.callout_service()),
         f(paths.nkey("system")),
+    ));
+    toml.push_str(&format!(
+        "\n[registry]\nlisten = {:?}\npublic_url = {:?}\n",
+        format!("127.0.0.1:{}", state.registry_port),
+        format!("https://127.0.0.1:{}", state.registry_port),
     ));
     if let Some(url) = database_url {
         // a password given on the command line goes to a file; the config only refers to it

@@ -45,7 +45,7 @@ fn token_file(r: &Option<SecretRef>) -> accord_web::TokenFile {
 }
 
 /// The admin token.
-fn admin_tokens(config: &Config) -> accord_web::Tokens {
+pub(crate) fn admin_tokens(config: &Config) -> accord_web::Tokens {
     accord_web::Tokens::new([token_file(&config.http.admin_token)])
 }
 

@@ -10,6 +10,7 @@ pub mod dev;
 pub mod http;
 pub mod natsconf;
 pub mod pki;
+pub mod registry;
 pub mod runtime;
 pub mod tail;
 pub mod telemetry;

@@ -124,6 +124,8 @@ pub struct Runtime {
     pub pdp: accord_policy::Pdp,
     /// The Agent Credential Authority, when `[authority]` is configured.
     pub authority: Option<Arc<accord_authority::Authority>>,
+    /// The Agent Registry Service, when `[registry]` is configured.
+    pub registry: Option<Arc<accord_registry::Registry>>,
     pub config: Config,
     pub store: EventStore,
     pub genesis: StoredEvent,
@@ -189,9 +191,12 @@ impl Runtime {
             }
             None => None,
         };
-        let projection_store: Arc<dyn ProjectionStore> = match &pg_store {
-            Some(pg) => pg.clone(),
-            None => Arc::new(MemoryStore::new()),
+        let (projection_store, memory_store): (Arc<dyn ProjectionStore>, _) = match &pg_store {
+            Some(pg) => (pg.clone(), None),
+            None => {
+                let m = Arc::new(MemoryStore::new());
+                (m.clone(), Some(m))
+            }
         };
         let context = RunnerContext::of(&store, config.projections.batch_size);
         let (shutdown, rx) = watch::channel(false);
@@ -238,11 +243,28 @@ impl Runtime {
             }
             None => None,
         };
+        let registry = match (&config.registry, &authority) {
+            (Some(r), Some(a)) => Some(
+                crate::registry::start(
+                    &config,
+                    r,
+                    a,
+                    &pdp,
+                    memory_store.as_ref(),
+                    &context,
+                    &projections,
+                    rx.clone(),
+                )
+                .await?,
+            ),
+            _ => None,
+        };
         let rt = Self {
             audit,
             audit_tail,
             pdp,
             authority,
+            registry,
             config,
             store,
             genesis,

@@ -178,7 +178,7 @@ fn meta(actor: Actor, trace: Option<TraceParent>) -> Metadata {
     m
 }
 
-fn aggregate_id(agent: &AgentId) -> AggregateId {
+pub(crate) fn aggregate_id(agent: &AgentId) -> AggregateId {
     AggregateId::parse(&agent.to_string())
         .unwrap_or_else(|_| unreachable!("a UUID is an aggregate id"))
 }

@@ -22,6 +22,7 @@ pub mod lifecycle;
 pub mod pkcs11;
 pub mod profile;
 pub mod proofs;
+pub mod registrar;
 pub mod signer;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testkit;

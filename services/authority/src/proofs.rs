@@ -28,6 +28,11 @@ pub enum Purpose {
     Nonce,
     /// A NATS connection (the auth callout).
     Nats,
+    /// A registration in the registry.
+    Registration,
+    /// The slot of an agent's `RegistrationRejected` record in one minute (the rate limit of
+    /// those records): spent once per agent per minute.
+    RejectionRecord,
 }
 
 impl Purpose {
@@ -36,6 +41,8 @@ impl Purpose {
             Self::Renewal => "renewal",
             Self::Nonce => "nonce",
             Self::Nats => "nats",
+            Self::Registration => "registration",
+            Self::RejectionRecord => "rejection-record",
         }
     }
 }

@@ -164,7 +164,17 @@ pub fn issued_certificate(
     Ok(())
 }
 
-fn verify_signature(cert: &X509Certificate<'_>, ca: &Ca) -> Result<(), ValidationError> {
+/// The SPIFFE ID a certificate's subject alternative name carries: exactly one URI, a valid
+/// SPIFFE ID (the ACA's profile; anything else names no one).
+pub(crate) fn spiffe_id_of(cert: &X509Certificate<'_>) -> Option<accord_events::SpiffeId> {
+    let san = cert.subject_alternative_name().ok()??;
+    match san.value.general_names.as_slice() {
+        [GeneralName::URI(u)] => accord_events::SpiffeId::parse(u).ok(),
+        _ => None,
+    }
+}
+
+pub(crate) fn verify_signature(cert: &X509Certificate<'_>, ca: &Ca) -> Result<(), ValidationError> {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1, ED25519, UnparsedPublicKey};
     let alg: &'static dyn aws_lc_rs::signature::VerificationAlgorithm =
         match ca.signer().algorithm() {

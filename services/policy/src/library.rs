@@ -16,6 +16,10 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../library/accord/discovery.rego"),
     ),
     (
+        "accord/discovery_filter.rego",
+        include_str!("../library/accord/discovery_filter.rego"),
+    ),
+    (
         "accord/discovery_test.rego",
         include_str!("../library/accord/discovery_test.rego"),
     ),

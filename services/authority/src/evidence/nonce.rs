@@ -218,6 +218,15 @@ impl Nonces {
         self.ttl
     }
 
+    /// A key of its own for another MAC the replicas must agree on (the registry's page
+    /// tokens): HMAC-SHA-256 under the shared key of a label no nonce tag starts with.
+    pub fn derive(&self, label: &str) -> hmac::Key {
+        let mut ctx = hmac::Context::with_key(&self.mac);
+        ctx.update(b"accord-derived-key\n");
+        ctx.update(label.as_bytes());
+        hmac::Key::new(hmac::HMAC_SHA256, ctx.sign().as_ref())
+    }
+
     fn tag(&self, body: &[u8]) -> [u8; TAG] {
         let mut ctx = hmac::Context::with_key(&self.mac);
         ctx.update(CONTEXT);

@@ -7,6 +7,16 @@
 # input.record:    agent_id, domain, owner, team, status, visibility (public|domain|team|owner),
 #                  capabilities
 # Data: data.accord.settings.discovery.hidden_prefixes (capabilities never shown through discovery)
+#       data.accord.settings.discovery.teams: owner -> [team] (a requester's teams are those of
+#       its owner: what the registry does not take from the requester itself)
+#
+# An owner is named "<issuer>#<subject>" (the owner binding signed into the credential). A
+# requester whose caller_type is "operator" (the domain's admin token) sees every record, of any
+# status, with all its capabilities.
+#
+# The registry never runs this over every record: accord.discovery_filter turns the same rules,
+# for one requester, into the record predicates it applies to its index, and this policy then
+# re-checks each record of the page. Keep the two in step (a property test holds them equal).
 package accord.discovery
 
 import rego.v1
@@ -23,9 +33,21 @@ record := input.record
 
 hidden_prefixes := object.get(settings, "hidden_prefixes", [])
 
+operator if requester.caller_type == "operator"
+
 hidden(c) if {
+	not operator
 	some p in hidden_prefixes
 	startswith(c, p)
+}
+
+# the requester's own teams, and its owner's per the settings
+requester_teams contains t if some t in object.get(requester, "teams", [])
+
+requester_teams contains t if {
+	owner := object.get(requester, "owner", "")
+	owner != ""
+	some t in object.get(object.get(settings, "teams", {}), owner, [])
 }
 
 sought := {c | some c in object.get(input.query, "capabilities", [])}
@@ -34,6 +56,8 @@ sought := {c | some c in object.get(input.query, "capabilities", [])}
 shown := {c | some c in record.capabilities; not hidden(c)} if count(sought) == 0
 
 else := {c | some c in record.capabilities; c in sought; not hidden(c)}
+
+visible if operator
 
 visible if record.visibility == "public"
 
@@ -45,27 +69,32 @@ visible if {
 visible if {
 	record.visibility == "team"
 	requester.domain == record.domain
-	some t in requester.teams
+	some t in requester_teams
 	t == record.team
 }
 
 visible if {
 	record.visibility == "owner"
+	object.get(requester, "owner", "") != ""
 	requester.owner == record.owner
 }
 
 authenticated if requester.id != ""
 
+status_ok if record.status == "registered"
+
+status_ok if operator
+
 allow if {
 	authenticated
-	record.status == "registered"
+	status_ok
 	visible
 	count(shown) > 0
 }
 
 reasons contains "requester not authenticated" if not authenticated
 
-reasons contains "record not registered" if record.status != "registered"
+reasons contains "record not registered" if not status_ok
 
 reasons contains "record not visible to the requester" if not visible
 

@@ -56,3 +56,41 @@ test_anonymous_requesters_see_nothing if {
 	not d.allow
 	"requester not authenticated" in d.reasons
 }
+
+test_teams_come_from_the_owner_in_the_settings if {
+	r := object.union(requester, {"teams": [], "owner": "https://idp#bob"})
+	with_teams := object.union(cfg, {"teams": {"https://idp#bob": ["travel"]}})
+	data.accord.discovery.allow with input as {"requester": r, "query": {}, "record": record("team")}
+		with data.accord.settings.discovery as with_teams
+	not data.accord.discovery.allow with input as {"requester": r, "query": {}, "record": record("team")}
+		with data.accord.settings.discovery as cfg
+}
+
+test_operators_see_every_record_and_capability if {
+	op := object.union(requester, {"caller_type": "operator", "domain": "org-z"})
+	d := data.accord.discovery.decision with input as {"requester": op, "query": {}, "record": object.union(record("owner"), {"status": "suspended"})}
+		with data.accord.settings.discovery as cfg
+	d.allow
+	d.capabilities == {"calendar.read", "mail.send", "admin.reset"}
+}
+
+test_the_filter_names_the_requesters_clauses if {
+	r := object.union(requester, {"owner": "https://idp#bob"})
+	d := data.accord.discovery_filter.decision with input as {"requester": r, "query": {}}
+		with data.accord.settings.discovery as cfg
+	d.allow
+	d.clauses == {
+		{"visibility": "public"},
+		{"visibility": "domain", "domain": "org-a"},
+		{"visibility": "team", "domain": "org-a", "team": "travel"},
+		{"visibility": "owner", "owner": "https://idp#bob"},
+	}
+	d.statuses == ["registered"]
+	d.hidden_prefixes == ["admin."]
+}
+
+test_the_filter_of_an_anonymous_requester_allows_nothing if {
+	d := data.accord.discovery_filter.decision with input as {"requester": object.union(requester, {"id": ""}), "query": {}}
+		with data.accord.settings.discovery as cfg
+	not d.allow
+}

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -29,11 +30,31 @@ struct Slot {
     active: u32,
 }
 
+/// Told of the committed changes to one projection's rows in a memory store: what keeps a
+/// secondary index (the registry's directory) in step with the rows, batch by batch. Called
+/// under the store's write lock, so it sees batches in order and never half of one; it must
+/// not block.
+pub trait RowObserver: Send + Sync + 'static {
+    /// One committed batch of `generation`: each changed row with its new value (`None`:
+    /// deleted), and the generation's new checkpoint.
+    fn committed(&self, generation: u32, changes: &[(&str, &str, Option<&Value>)], checkpoint: u64);
+    /// `generation` became the active one; every other generation is gone.
+    fn activated(&self, generation: u32);
+}
+
 /// The in-memory projection store.
-#[derive(Debug)]
 pub struct MemoryStore {
     slots: RwLock<HashMap<String, Slot>>,
     scope: String,
+    observers: std::sync::RwLock<HashMap<String, Vec<Arc<dyn RowObserver>>>>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for MemoryStore {
@@ -47,7 +68,40 @@ impl MemoryStore {
         Self {
             slots: RwLock::default(),
             scope: format!("mem-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            observers: std::sync::RwLock::default(),
         }
+    }
+
+    /// Makes `observer` follow `projection`'s rows: first everything its generations hold
+    /// now (as one committed batch each, then the active one's activation), then every
+    /// batch as it commits.
+    pub async fn observe(&self, projection: &str, observer: Arc<dyn RowObserver>) {
+        // the write lock: no batch commits between the replay and the registration
+        let slots = self.slots.write().await;
+        if let Some(slot) = slots.get(projection) {
+            for (g, generation) in &slot.generations {
+                let changes: Vec<(&str, &str, Option<&Value>)> = generation
+                    .rows
+                    .iter()
+                    .map(|((t, k), v)| (t.as_str(), k.as_str(), Some(v)))
+                    .collect();
+                observer.committed(*g, &changes, generation.checkpoint);
+            }
+            if slot.active != 0 {
+                observer.activated(slot.active);
+            }
+        }
+        if let Ok(mut o) = self.observers.write() {
+            o.entry(projection.to_owned()).or_default().push(observer);
+        }
+    }
+
+    fn observers_of(&self, projection: &str) -> Vec<Arc<dyn RowObserver>> {
+        self.observers
+            .read()
+            .ok()
+            .and_then(|o| o.get(projection).cloned())
+            .unwrap_or_default()
     }
 }
 
@@ -127,6 +181,17 @@ impl ProjectionStore for MemoryStore {
         };
         let last = apply_events(projection, &mut rows, checkpoint, events, through).await?;
         let overlay = rows.overlay;
+        let observers = self.observers_of(projection.name());
+        if !observers.is_empty() {
+            let changes: Vec<(&str, &str, Option<&Value>)> = overlay
+                .changes
+                .iter()
+                .map(|((t, k), c)| (t.as_str(), k.as_str(), c.as_ref().map(|(v, _)| v)))
+                .collect();
+            for o in &observers {
+                o.committed(generation, &changes, last);
+            }
+        }
         for (k, change) in overlay.changes {
             match change {
                 Some((v, _)) => {
@@ -173,6 +238,9 @@ impl ProjectionStore for MemoryStore {
         }
         slot.active = generation;
         slot.generations.retain(|g, _| *g == generation);
+        for o in self.observers_of(projection) {
+            o.activated(generation);
+        }
         Ok(())
     }
 

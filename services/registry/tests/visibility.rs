@@ -1,0 +1,302 @@
+//! Least-privilege discovery (ADR 0015): for random discovery settings, records, requesters
+//! and queries, every answer (the records of each page, where pages end, the cursors) equals
+//! what evaluating `accord.discovery` on every record of the whole directory allows, and
+//! nothing of a hidden record is observable: not in results, not in a cursor, not by id.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use accord_events::catalogue::BundleFile;
+use accord_events::catalogue::Visibility;
+use accord_policy::inputs::{DiscoveryInput, DiscoveryQuery, Requester};
+use accord_policy::{Bundle, BundleRef, LocalPdp, Pdp};
+use accord_registry::page::PageTokens;
+use accord_registry::query::STATUSES;
+use accord_registry::{Directory, Discovery, Filter, RegistryError, SearchRequest};
+use accord_store::projection::memory::RowObserver;
+use aws_lc_rs::hmac;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+const CAPS: [&str; 5] = [
+    "admin.reset",
+    "calendar.read",
+    "mail.send",
+    "internal.audit",
+    "x.y",
+];
+const OWNERS: [&str; 3] = ["idp#alice", "idp#bob", "idp#carol"];
+const TEAMS: [&str; 2] = ["travel", "finance"];
+const DOMAINS: [&str; 2] = ["org-a", "org-b"];
+
+#[derive(Debug, Clone)]
+struct Rec {
+    id: u128,
+    owner: Option<usize>,
+    team: Option<usize>,
+    visibility: Visibility,
+    status: usize,
+    caps: BTreeSet<usize>,
+}
+
+fn visibility() -> impl Strategy<Value = Visibility> {
+    prop_oneof![
+        Just(Visibility::Public),
+        Just(Visibility::Domain),
+        Just(Visibility::Team),
+        Just(Visibility::Owner)
+    ]
+}
+
+fn rec() -> impl Strategy<Value = Rec> {
+    (
+        any::<u128>(),
+        proptest::option::of(0..OWNERS.len()),
+        proptest::option::of(0..TEAMS.len()),
+        visibility(),
+        // mostly registered
+        prop_oneof![4 => Just(0usize), 1 => 0..STATUSES.len()],
+        proptest::collection::btree_set(0..CAPS.len(), 0..4),
+    )
+        .prop_map(|(id, owner, team, visibility, status, caps)| Rec {
+            // a version-7-like UUID (what agent ids are); any u128 is a valid UUID
+            id,
+            owner,
+            team,
+            visibility,
+            status,
+            caps,
+        })
+}
+
+fn row(r: &Rec) -> Value {
+    let id = uuid::Uuid::from_u128(r.id).to_string();
+    let caps: Vec<&str> = r.caps.iter().map(|c| CAPS[*c]).collect();
+    let mut audience = json!({"visibility": r.visibility});
+    if let Some(t) = r.team {
+        audience["team"] = TEAMS[t].into();
+    }
+    let mut reg = json!({
+        "name": format!("agent-{}", r.id % 1000),
+        "description": "an agent",
+        "capabilities": caps,
+        "credential_serial": "4a01",
+        "endpoints": [],
+        "audience": audience,
+    });
+    if let Some((issuer, subject)) = r.owner.map(|o| OWNERS[o].split_once('#').unwrap()) {
+        reg["owner"] = json!({"issuer": issuer, "subject": subject, "kind": "id_token"});
+    }
+    json!({
+        "agent_id": id,
+        "spiffe_id": format!("spiffe://org-a.example/agent/{id}"),
+        "status": STATUSES[r.status],
+        "registration": reg,
+        "last_seq": 10,
+    })
+}
+
+#[derive(Debug, Clone)]
+struct Who {
+    domain: usize,
+    owner: Option<usize>,
+    operator: bool,
+}
+
+fn who() -> impl Strategy<Value = Who> {
+    (
+        0..DOMAINS.len(),
+        proptest::option::of(0..OWNERS.len()),
+        prop_oneof![6 => Just(false), 1 => Just(true)],
+    )
+        .prop_map(|(domain, owner, operator)| Who {
+            domain,
+            owner,
+            operator,
+        })
+}
+
+fn requester(w: &Who) -> Requester {
+    Requester {
+        id: "spiffe://org-a.example/agent/requester".into(),
+        domain: DOMAINS[w.domain].into(),
+        owner: w.owner.map(|o| OWNERS[o].into()),
+        teams: Vec::new(),
+        capabilities: Vec::new(),
+        caller_type: Some(if w.operator { "operator" } else { "agent" }.into()),
+    }
+}
+
+/// The library bundle with random discovery settings.
+fn pdp(hidden: &BTreeSet<usize>, teams: &[(usize, usize)]) -> Pdp {
+    let mut data: Value =
+        serde_json::from_str(include_str!("../../policy/library/data.json")).unwrap();
+    let hidden: Vec<&str> = hidden
+        .iter()
+        .map(|i| ["admin.", "internal.", "x."][*i])
+        .collect();
+    let mut by_owner = serde_json::Map::new();
+    for (o, t) in teams {
+        let e = by_owner
+            .entry(OWNERS[*o].to_owned())
+            .or_insert_with(|| json!([]));
+        e.as_array_mut().unwrap().push(TEAMS[*t].into());
+    }
+    data["accord"]["settings"]["discovery"] = json!({"hidden_prefixes": hidden, "teams": by_owner});
+    let files = accord_policy::library::FILES
+        .iter()
+        .map(|(path, content)| BundleFile {
+            path: (*path).to_owned(),
+            content: if *path == "data.json" {
+                data.to_string()
+            } else {
+                (*content).to_owned()
+            },
+        })
+        .collect();
+    let b = Bundle::new("default", files).unwrap();
+    let local = Arc::new(LocalPdp::new());
+    local
+        .load(
+            &b,
+            BundleRef {
+                name: "default".into(),
+                version: 1,
+                digest: b.digest(),
+                published_seq: 0,
+            },
+        )
+        .unwrap();
+    Pdp::local(local, None)
+}
+
+fn discovery(pdp: Pdp, recs: &[Rec]) -> Discovery {
+    let dir = Arc::new(Directory::new("org-a"));
+    let rows: Vec<(String, Value)> = recs
+        .iter()
+        .map(|r| (uuid::Uuid::from_u128(r.id).to_string(), row(r)))
+        .collect();
+    let changes: Vec<(&str, &str, Option<&Value>)> = rows
+        .iter()
+        .map(|(k, v)| ("agents", k.as_str(), Some(v)))
+        .collect();
+    dir.committed(1, &changes, 10);
+    let key = hmac::Key::new(hmac::HMAC_SHA256, b"a test key of thirty-two bytes!!");
+    Discovery::new(pdp, dir, None, PageTokens::new(key), "org-a")
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn every_answer_is_what_per_record_evaluation_allows(
+        recs in proptest::collection::vec(rec(), 0..40),
+        hidden in proptest::collection::btree_set(0..3usize, 0..3),
+        teams in proptest::collection::vec((0..OWNERS.len(), 0..TEAMS.len()), 0..4),
+        w in who(),
+        sought in proptest::collection::btree_set(0..CAPS.len(), 0..2),
+        status in proptest::option::of(0..STATUSES.len()),
+        page_size in 1usize..6,
+    ) {
+        // distinct ids
+        let mut seen = BTreeSet::new();
+        let recs: Vec<Rec> = recs.into_iter().filter(|r| seen.insert(r.id)).collect();
+        let pdp = pdp(&hidden, &teams);
+        let d = discovery(pdp.clone(), &recs);
+        let req = requester(&w);
+        let sought: Vec<String> = sought.iter().map(|c| CAPS[*c].to_owned()).collect();
+        let filter = Filter {
+            capability: sought.clone(),
+            status: status.map(|s| STATUSES[s].to_owned()).into_iter().collect(),
+            ..Filter::default()
+        };
+        let rt = rt();
+
+        // the reference: the policy on every record, in id order
+        let mut ordered = recs.clone();
+        ordered.sort_by_key(|r| r.id);
+        let mut expected = Vec::new();
+        for r in &ordered {
+            if status.is_some_and(|s| s != r.status) {
+                continue;
+            }
+            let e = accord_registry::Entry::of_row(&Arc::from("org-a"), &row(r)).unwrap();
+            let input = DiscoveryInput {
+                requester: req.clone(),
+                query: DiscoveryQuery { capabilities: sought.clone() },
+                record: accord_registry::record_input(&e),
+            };
+            let dec = rt.block_on(pdp.decide("discovery", &serde_json::to_value(&input).unwrap())).unwrap();
+            if dec.is_allowed() {
+                expected.push((e.agent_id.clone(), dec.result_set("capabilities")));
+            }
+        }
+
+        // the registry, page by page
+        let mut got = Vec::new();
+        let mut token = None;
+        let mut pages = 0;
+        loop {
+            let r = SearchRequest {
+                filter: filter.clone(),
+                page_size: Some(page_size),
+                page_token: token.clone(),
+                ..SearchRequest::default()
+            };
+            let page = rt.block_on(d.search(&req, &r)).unwrap();
+            pages += 1;
+            prop_assert!(page.agents.len() <= page_size);
+            for a in &page.agents {
+                got.push((a.agent_id.clone(), a.capabilities.clone()));
+            }
+            match page.next_page_token {
+                Some(t) => {
+                    // a full page, and a visible record follows
+                    prop_assert_eq!(page.agents.len(), page_size);
+                    prop_assert!(got.len() < expected.len());
+                    // the cursor names the last record returned, nothing else
+                    let last = uuid::Uuid::parse_str(&page.agents.last().unwrap().agent_id).unwrap().as_u128();
+                    let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &t).unwrap();
+                    prop_assert_eq!(&raw[9..25], &last.to_be_bytes()[..]);
+                    // another requester cannot use it
+                    let mut other = req.clone();
+                    other.id = "spiffe://org-a.example/agent/other".into();
+                    let r2 = SearchRequest { page_token: Some(t.clone()), ..r.clone() };
+                    prop_assert!(matches!(rt.block_on(d.search(&other, &r2)), Err(RegistryError::BadPageToken)));
+                    token = Some(t);
+                }
+                None => break,
+            }
+            prop_assert!(pages <= recs.len() + 1);
+        }
+        prop_assert_eq!(&got, &expected);
+
+        // by id: a hidden record answers exactly as one that does not exist
+        for r in &recs {
+            let id = uuid::Uuid::from_u128(r.id).to_string();
+            let shown = rt.block_on(d.show(&req, &id, None));
+            // `show` asks for no capability in particular
+            let e = accord_registry::Entry::of_row(&Arc::from("org-a"), &row(r)).unwrap();
+            let input = DiscoveryInput {
+                requester: req.clone(),
+                query: DiscoveryQuery::default(),
+                record: accord_registry::record_input(&e),
+            };
+            let allowed = rt.block_on(pdp.decide("discovery", &serde_json::to_value(&input).unwrap())).unwrap().is_allowed();
+            match shown {
+                Ok(s) => prop_assert!(allowed && s.agent.agent_id == id),
+                Err(e) => prop_assert!(!allowed && matches!(e, RegistryError::NotFound)),
+            }
+        }
+        let missing = rt.block_on(d.show(&req, "0193a4d2-7c1e-7b3a-9f00-000000000000", None));
+        prop_assert!(matches!(missing, Err(RegistryError::NotFound)));
+    }
+}
