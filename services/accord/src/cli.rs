@@ -50,6 +50,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// The Agent Registry Service: register an agent's record, discover, suspend.
+    Registry {
+        #[command(subcommand)]
+        command: crate::registry_cmd::RegistryCommand,
+    },
     /// The audit log: checkpoints, proofs, verification of a whole history, exports, and a
     /// credential's state at a point of the history.
     Audit {

@@ -61,6 +61,7 @@ pub fn run(cli: Cli, env: Vec<(String, String)>) -> anyhow::Result<ExitCode> {
         Command::Csr { command } => crate::aca::csr_command(command),
         Command::Revoke(args) => crate::aca::revoke_command(args),
         Command::Agent { command } => crate::aca::agent_command(command),
+        Command::Registry { command } => crate::registry_cmd::command(command),
         Command::Trust { command } => crate::aca::trust_command(command),
         Command::Audit { command } => crate::audit::command(command),
     }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod natsconf;
 pub mod pki;
 pub mod registry;
+pub mod registry_cmd;
 pub mod runtime;
 pub mod tail;
 pub mod telemetry;

@@ -488,3 +488,147 @@ async fn malformed_and_unauthenticated_requests_change_nothing() {
     }
     assert_eq!(d.last_seq().await, from, "nothing was appended");
 }
+
+/// `accord registry` as agent and operator, the WIT path (a proof is single use), and a
+/// credential that expired: refused typed and recorded, though its certificate still chains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_registers_by_wit_and_an_expired_credential_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = AgentDomain::start(&tmp).await;
+    let r = Registry::of(&d);
+    // an agent whose credential lives 60 s (backdated 30 s: it ends 30 s from now)
+    let token = d.work.join("short.token");
+    let short = must(&mut d.cli(&[
+        "agent",
+        "provision",
+        "--name",
+        "short",
+        "--capability",
+        "travel.book",
+        "--token-out",
+        token.to_str().unwrap(),
+    ]))
+    .trim()
+    .to_owned();
+    let key = accord_agent::generate_key(accord_agent::KeyType::P256).unwrap();
+    let csr = accord_agent::make_csr(&key).unwrap();
+    let resp = d
+        .dev
+        .client()
+        .post(format!("{}/v1/agents/{short}/credentials", d.dev.http()))
+        .bearer_auth(std::fs::read_to_string(&token).unwrap().trim())
+        .json(&json!({"csr": csr, "lifetime_secs": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let c: accord_authority::api::CredentialResponse = resp.json().await.unwrap();
+    let dir = accord_agent::AgentDir::new(&d.work.join("short"));
+    dir.store(&d.dev.http(), Some(&key), &c).unwrap();
+
+    // meanwhile: the CLI registers beta by its WIT, lists and shows as the agent and operator
+    let beta = agent(&d, "beta", &["travel.book"], None);
+    let beta_dir = d.work.join("beta");
+    let out = must(&mut d.cli(&[
+        "registry",
+        "register",
+        "--dir",
+        beta_dir.to_str().unwrap(),
+        "--name",
+        "beta",
+        "--description",
+        "books trips",
+        "--endpoint",
+        "https://beta.example/a2a",
+        "--wit",
+        "--json",
+    ]));
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["outcome"], "registered", "{v}");
+    let listed = must(&mut d.cli(&[
+        "registry",
+        "list",
+        "--as-agent",
+        beta_dir.to_str().unwrap(),
+        "--json",
+    ]));
+    let v: Value = serde_json::from_str(listed.trim()).unwrap();
+    assert_eq!(v["agents"][0]["agent_id"], json!(beta), "{v}");
+    assert_eq!(v["agents"][0]["endpoints"][0]["transport"], "JSONRPC");
+    let shown = must(&mut d.cli(&["registry", "show", &beta, "--json"]));
+    assert_eq!(
+        serde_json::from_str::<Value>(shown.trim()).unwrap()["agent"]["name"],
+        "beta"
+    );
+
+    // a WIT proof is single use: the same headers twice, the second refused
+    let wit = std::fs::read_to_string(beta_dir.join("wit.jwt")).unwrap();
+    let url = format!("{}/v1/registry/search", r.url);
+    let wpt = {
+        let key = std::fs::read(beta_dir.join("key.pk8")).unwrap();
+        let k = accord_authority::signer::SoftwareKey::from_pkcs8(&key, "agent").unwrap();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        accord_authority::jws::sign(
+            &k,
+            accord_authority::jws::TYP_WPT,
+            &json!({"aud": url, "iat": now, "exp": now + 60, "jti": accord_authority::jws::random_jti(),
+                    "wth": accord_authority::jws::hash_b64(wit.trim().as_bytes())}),
+        )
+        .unwrap()
+    };
+    let h1 = format!("workload-identity-token: {}", wit.trim());
+    let h2 = format!("workload-proof-token: {wpt}");
+    let args = [
+        "-H",
+        h1.as_str(),
+        "-H",
+        h2.as_str(),
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        "{}",
+        url.as_str(),
+    ];
+    assert_eq!(curl(&d.ca(), &d.work, &args).status, 200);
+    let replay = curl(&d.ca(), &d.work, &args);
+    assert_eq!((replay.status, replay.kind()), (401, "unauthorized".into()));
+
+    // the operator suspends beta from the CLI
+    must(&mut d.cli(&["registry", "suspend", &beta, "--reason", "audit"]));
+    let listed = must(&mut d.cli(&["registry", "list", "--status", "suspended", "--json"]));
+    assert_eq!(
+        serde_json::from_str::<Value>(listed.trim()).unwrap()["agents"][0]["agent_id"],
+        json!(beta)
+    );
+
+    // the short credential ends; its certificate still chains, and is refused typed
+    let not_after = time::OffsetDateTime::parse(
+        &c.not_after.to_string(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let wait = (not_after - time::OffsetDateTime::now_utc()).whole_milliseconds() + 1500;
+    if wait > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(wait as u64)).await;
+    }
+    let from = d.last_seq().await;
+    let expired = r.register(
+        "short",
+        &short,
+        &body("short", &["travel.book"], &Value::Null, "domain"),
+    );
+    assert_eq!(
+        (expired.status, expired.kind()),
+        (403, "credential-expired".into()),
+        "{}",
+        String::from_utf8_lossy(&expired.body)
+    );
+    let rejected = r.events(from, "RegistrationRejected");
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0]["data"]["reason"], "credential_expired");
+    let refused = r.search_as("short", &json!({}));
+    assert_eq!(
+        (refused.status, refused.kind()),
+        (403, "credential-not-live".into())
+    );
+}

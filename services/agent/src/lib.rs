@@ -16,6 +16,7 @@
 //! (`wpt+jwt`, bound to the identity token and to the new CSR), and may move to a new key.
 
 pub mod feed;
+pub mod registry;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -79,6 +80,12 @@ pub struct AgentState {
     pub capabilities: Vec<String>,
     /// The ACA's base URL.
     pub url: String,
+    /// The owner and AIBOM digest signed into the credential (absent in folders written
+    /// before the registry: a registration from those must name them itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<accord_events::catalogue::Owner>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aibom_digest: Option<accord_events::Digest>,
 }
 
 /// What an agent pins of its domain (`domain.json`): the keys that sign its events.
@@ -104,7 +111,7 @@ pub struct Client {
     http: reqwest::Client,
 }
 
-fn file_err(path: &Path, e: impl std::fmt::Display) -> AgentError {
+pub(crate) fn file_err(path: &Path, e: impl std::fmt::Display) -> AgentError {
     AgentError::File {
         path: path.to_owned(),
         detail: e.to_string(),
@@ -456,6 +463,8 @@ impl AgentDir {
             not_after: c.not_after.to_string(),
             capabilities: c.capabilities.clone(),
             url: url.to_owned(),
+            owner: c.owner.clone(),
+            aibom_digest: c.aibom_digest.clone(),
         };
         write_public(
             &self.state(),

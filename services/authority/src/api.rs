@@ -156,6 +156,12 @@ pub struct CredentialResponse {
     pub kind: String,
     /// Log sequence of the event that recorded it.
     pub seq: u64,
+    /// The owner signed into it (what a registration must carry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<accord_events::catalogue::Owner>,
+    /// The AIBOM digest signed into it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aibom_digest: Option<accord_events::Digest>,
 }
 
 /// `POST /v1/revocations` (admin).

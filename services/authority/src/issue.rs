@@ -629,6 +629,8 @@ impl Authority {
             capabilities: facts.capabilities.into_iter().collect(),
             kind: if renewal { "renewed" } else { "issued" }.into(),
             seq: out.version.stream_seq,
+            owner: facts.owner,
+            aibom_digest: facts.aibom_digest,
         })
     }
 
