@@ -361,6 +361,43 @@ async fn agents_register_exactly_what_was_signed_and_discovery_follows_policy() 
     assert_eq!((hidden.status, missing.status), (404, 404));
     assert_eq!(hidden.body, missing.body);
     assert_eq!(show("gamma", &gamma).status, 200);
+    // the signed A2A card: the A2A SDK parses it and verifies it with the domain's JWKS, and
+    // an independent check agrees; a changed card fails both
+    let card = show("beta", &format!("{alpha}/card"));
+    assert_eq!(card.status, 200, "{}", String::from_utf8_lossy(&card.body));
+    assert_eq!(
+        card.header("accord-record-status").as_deref(),
+        Some("registered")
+    );
+    std::fs::write(d.work.join("alpha.card.json"), &card.body).unwrap();
+    let jwks = curl(&d.ca(), &d.work, &[&format!("{}/v1/jwks", d.dev.http())]);
+    std::fs::write(d.work.join("jwks.json"), &jwks.body).unwrap();
+    let checked = must(
+        accord_testkit::python()
+            .current_dir(&d.work)
+            .arg(support::agents::root().join("tests/python/check_card.py"))
+            .args(["--jwks", "jwks.json", "alpha.card.json"]),
+    );
+    let checked: Value = serde_json::from_str(checked.trim()).unwrap();
+    assert_eq!(checked["parsed_name"], "alpha", "{checked}");
+    assert_eq!(checked["interfaces"], json!(["JSONRPC"]));
+    assert_eq!(checked["skills"], json!(["book"]));
+    // the extended card says what only the caller may see: gamma's owner, to gamma
+    let ext = show("gamma", &format!("{gamma}/extendedAgentCard")).json();
+    let record = &ext["capabilities"]["extensions"][0]["params"];
+    assert_eq!(
+        record["owner"],
+        json!(format!(
+            "{}#{}",
+            gamma_owner["issuer"].as_str().unwrap(),
+            gamma_owner["subject"].as_str().unwrap()
+        ))
+    );
+    assert_eq!(record["capabilities"], json!(["calendar.read"]));
+    assert!(show("beta", &format!("{alpha}/card")).json()["capabilities"]["extensions"][0]["params"]["owner"].is_null());
+    // a hidden agent's card is a missing one
+    assert_eq!(show("beta", &format!("{gamma}/card")).body, missing.body);
+
     // the capability filter and free text
     let by_cap = r.search_as("beta", &json!({"filter": {"capability": ["mail.send"]}}));
     assert_eq!(ids(&by_cap), vec![alpha.clone()]);
@@ -408,6 +445,25 @@ async fn agents_register_exactly_what_was_signed_and_discovery_follows_policy() 
         0,
         "recorded in this minute already"
     );
+    // its card is gone for agents; the operator's says revoked, at the revocation's sequence
+    assert_eq!(show("beta", &format!("{alpha}/card")).status, 404);
+    let auth = format!("authorization: Bearer {}", r.admin());
+    let op_card = curl(
+        &d.ca(),
+        &d.work,
+        &[
+            "-H",
+            &auth,
+            &format!("{}/v1/registry/agents/{alpha}/card", r.url),
+        ],
+    );
+    assert_eq!(
+        op_card.header("accord-record-status").as_deref(),
+        Some("revoked")
+    );
+    let params = &op_card.json()["capabilities"]["extensions"][0]["params"];
+    assert_eq!(params["status"], "revoked");
+    assert!(params["seq"].as_u64().unwrap() >= revoked_at);
 
     // an operator suspends beta: out of discovery for agents
     let url = format!("{}/v1/registry/agents/{beta}/suspend", r.url);

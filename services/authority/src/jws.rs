@@ -82,6 +82,56 @@ pub fn sign(signer: &dyn Signer, typ: &str, claims: &Value) -> Result<String, Si
     Ok(input)
 }
 
+/// Signs `payload` as a JWS with a detached payload (RFC 7515 Appendix F): the protected
+/// header `{alg, kid, typ}` and the signature over `header "." payload`, both base64url. What
+/// signs an A2A Agent Card (its payload is the canonical card).
+pub fn sign_detached(
+    signer: &dyn Signer,
+    typ: &str,
+    payload: &[u8],
+) -> Result<(String, String), SignerError> {
+    let (_, kid) = signer.jwk();
+    let header = serde_json::json!({
+        "alg": signer.algorithm().jws_alg(),
+        "kid": kid.as_str(),
+        "typ": typ,
+    });
+    let protected = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).unwrap_or_default());
+    let input = format!("{protected}.{}", URL_SAFE_NO_PAD.encode(payload));
+    let sig = signer.sign_raw(input.as_bytes())?;
+    Ok((protected, URL_SAFE_NO_PAD.encode(sig)))
+}
+
+/// Verifies a JWS with a detached payload under `key`: the header's `alg` must be the key's;
+/// returns the protected header. Which other header members are acceptable is the caller's
+/// decision (nothing here fetches or follows anything the header names).
+pub fn verify_detached(
+    protected: &str,
+    signature_b64: &str,
+    payload: &[u8],
+    key: &VerifyingKey,
+) -> Result<Map<String, Value>, JwsError> {
+    if protected.len() > 4096 || signature_b64.len() > 2048 {
+        return Err(JwsError::Format);
+    }
+    let header = parse_object(&part(protected)?).map_err(JwsError::Header)?;
+    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    if alg != key.alg {
+        return Err(JwsError::Algorithm(alg.to_owned()));
+    }
+    let verifier: &'static dyn signature::VerificationAlgorithm = match key.alg {
+        "ES256" => &signature::ECDSA_P256_SHA256_FIXED,
+        "EdDSA" => &signature::ED25519,
+        "RS256" => &signature::RSA_PKCS1_2048_8192_SHA256,
+        other => return Err(JwsError::Algorithm(other.to_owned())),
+    };
+    let input = format!("{protected}.{}", URL_SAFE_NO_PAD.encode(payload));
+    UnparsedPublicKey::new(verifier, &key.raw)
+        .verify(input.as_bytes(), &part(signature_b64)?)
+        .map_err(|_| JwsError::Signature)?;
+    Ok(header)
+}
+
 /// A public key a token must verify under, with the one algorithm it is used with.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VerifyingKey {

@@ -198,6 +198,20 @@ impl Authority {
         self.nonces.derive(label)
     }
 
+    /// Signs `payload` detached with the domain's token key (the key its JWKS publishes):
+    /// `(protected, signature)`, base64url, `typ` in the header.
+    pub fn sign_detached(&self, typ: &str, payload: &[u8]) -> Result<(String, String), IssueError> {
+        crate::jws::sign_detached(self.token_signer.as_ref(), typ, payload)
+            .map_err(|e| IssueError::Signing(e.to_string()))
+    }
+
+    /// The domain's token key and its `kid`: what its signatures verify under.
+    pub fn token_key(&self) -> (String, crate::jws::VerifyingKey) {
+        use crate::signer::SignerExt;
+        let (_, kid) = self.token_signer.jwk();
+        (kid.to_string(), self.token_key.clone())
+    }
+
     /// The CA chain agent certificates are verified against (DER, the issuing CA first).
     pub fn ca_chain(&self) -> &[Vec<u8>] {
         self.ca.chain()

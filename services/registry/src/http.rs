@@ -7,6 +7,8 @@
 //! | `PUT /v1/registry/agents/{id}` | the agent: its certificate, or WIT + proof | register, or update the record |
 //! | `GET /v1/registry/agents/{id}` | an agent (certificate, WIT + proof) or the admin token | the record, if the policy shows it (`?min_seq=N`) |
 //! | `POST /v1/registry/search` | the same | a page of a discovery |
+//! | `GET /v1/registry/agents/{id}/card` | the same | the agent's A2A card, signed by the domain (`card.rs`) |
+//! | `GET /v1/registry/agents/{id}/extendedAgentCard` | the same | the card with what only the caller may see |
 //! | `POST /v1/registry/agents/{id}/suspend` | admin token | take the record out of discovery |
 //! | `POST /v1/registry/agents/{id}/decommission` | admin token | decommission the agent (every live credential revoked) |
 //!
@@ -57,6 +59,11 @@ pub fn router(state: RegistryState) -> Router {
             put(register)
                 .get(show)
                 .layer(axum::extract::DefaultBodyLimit::max(MAX_REGISTRATION)),
+        )
+        .route("/v1/registry/agents/{id}/card", get(public_card))
+        .route(
+            "/v1/registry/agents/{id}/extendedAgentCard",
+            get(extended_card),
         )
         .route("/v1/registry/search", post(search))
         .route(
@@ -375,6 +382,55 @@ async fn search(State(s): St, tls: Tls, req: axum::extract::Request) -> Result<R
         .await
         .map_err(|e| problem(&e))?;
     Ok(Json(out).into_response())
+}
+
+async fn card(
+    s: RegistryState,
+    id: String,
+    headers: HeaderMap,
+    tls: Tls,
+    path: String,
+    detail: crate::card::Detail,
+) -> Result<Response, Problem> {
+    let (who, proof) = caller(&s, &headers, &tls, &path, true)?;
+    spend(&s, proof).await?;
+    let (card, status, seq) = s
+        .registry
+        .card(&who, &id, detail)
+        .await
+        .map_err(|e| problem(&e))?;
+    let mut r = Json(card).into_response();
+    let h = r.headers_mut();
+    // what the card says of the record, also as headers (the card's extension signs it)
+    if let Ok(v) = axum::http::HeaderValue::from_str(&status) {
+        h.insert("accord-record-status", v);
+    }
+    h.insert("accord-record-seq", axum::http::HeaderValue::from(seq));
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(r)
+}
+
+async fn public_card(
+    State(s): St,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    tls: Tls,
+) -> Result<Response, Problem> {
+    let path = format!("/v1/registry/agents/{id}/card");
+    card(s, id, headers, tls, path, crate::card::Detail::Public).await
+}
+
+async fn extended_card(
+    State(s): St,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    tls: Tls,
+) -> Result<Response, Problem> {
+    let path = format!("/v1/registry/agents/{id}/extendedAgentCard");
+    card(s, id, headers, tls, path, crate::card::Detail::Extended).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,7 @@
 //! nothing of the rest (no counts, no cursor into it, the same 404 for a hidden record as
 //! for none).
 
+pub mod card;
 pub mod directory;
 pub mod http;
 pub mod page;
@@ -208,6 +209,26 @@ impl Registry {
     ) -> Result<ShowResponse, RegistryError> {
         let requester = self.requester(caller).await?;
         self.discovery.show(&requester, agent_id, min_seq).await
+    }
+
+    /// The signed A2A card of a record the caller may see (see [`card`]), with the record's
+    /// status and the position it reflects.
+    pub async fn card(
+        &self,
+        caller: &Caller,
+        agent_id: &str,
+        detail: card::Detail,
+    ) -> Result<(serde_json::Value, String, u64), RegistryError> {
+        let requester = self.requester(caller).await?;
+        let (e, shown, seq) = self.discovery.visible(&requester, agent_id, None).await?;
+        let unsigned = card::build(&e, &shown, seq, &self.public_url, detail);
+        let signed = card::sign(unsigned, |p| {
+            self.authority
+                .sign_detached("JOSE", p)
+                .map_err(|e| e.to_string())
+        })
+        .map_err(unavailable)?;
+        Ok((signed, e.status.clone(), seq))
     }
 
     /// The requester as the discovery policy sees it. An agent's credential must be live in
@@ -431,6 +452,21 @@ impl Discovery {
         agent_id: &str,
         min_seq: Option<u64>,
     ) -> Result<ShowResponse, RegistryError> {
+        let (e, shown, seq) = self.visible(requester, agent_id, min_seq).await?;
+        Ok(ShowResponse {
+            agent: RecordView::of(&e, shown),
+            seq,
+        })
+    }
+
+    /// The record of `agent_id` with the capabilities the policy shows `requester`, and the
+    /// position read at; `NotFound` when it does not exist or is hidden.
+    pub async fn visible(
+        &self,
+        requester: &Requester,
+        agent_id: &str,
+        min_seq: Option<u64>,
+    ) -> Result<(Arc<Entry>, Vec<String>, u64), RegistryError> {
         self.at_least(min_seq).await?;
         let seq = self.directory.seq();
         let entry = self.directory.get(agent_id);
@@ -440,10 +476,7 @@ impl Discovery {
         };
         let shown = self.decide(requester, &[], &e).await?;
         match shown {
-            Some(shown) if exists => Ok(ShowResponse {
-                agent: RecordView::of(&e, shown),
-                seq,
-            }),
+            Some(shown) if exists => Ok((e, shown, seq)),
             _ => Err(RegistryError::NotFound),
         }
     }
