@@ -735,7 +735,7 @@ fn validate(c: &Config) -> Result<(), String> {
 
 mod checks;
 mod registry;
-pub use registry::RegistrySection;
+pub use registry::{DirectoryKind, RegistrySection};
 
 #[cfg(test)]
 #[path = "config/tests.rs"]

@@ -450,6 +450,10 @@ fn write_config(
         format!("127.0.0.1:{}", state.registry_port),
         format!("https://127.0.0.1:{}", state.registry_port),
     ));
+    if database_url.is_some() {
+        // with PostgreSQL, discovery reads the projection's rows there, over its indexes
+        toml.push_str("directory = \"postgres\"\n");
+    }
     if let Some(url) = database_url {
         // a password given on the command line goes to a file; the config only refers to it
         let (url, password) = split_password(url);

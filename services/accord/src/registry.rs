@@ -7,13 +7,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use accord_registry::directory::Index;
+use accord_registry::pg::PgDirectory;
 use accord_registry::{Directory, Registry};
 use accord_store::projection::memory::MemoryStore;
 use accord_store::projection::runner::{self, ProjectionHandle, RunnerContext};
 use anyhow::Context;
 use tokio::sync::watch;
 
-use crate::config::{Config, RegistrySection};
+use crate::config::{Config, DirectoryKind, RegistrySection};
 use crate::runtime::Runtime;
 
 fn handle(projections: &[ProjectionHandle], name: &str) -> anyhow::Result<ProjectionHandle> {
@@ -32,30 +34,40 @@ pub async fn start(
     authority: &Arc<accord_authority::Authority>,
     pdp: &accord_policy::Pdp,
     memory: Option<&Arc<MemoryStore>>,
+    postgres: Option<&Arc<accord_store::projection::postgres::PgStore>>,
     context: &RunnerContext,
     projections: &[ProjectionHandle],
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Arc<Registry>> {
-    let directory = Arc::new(Directory::new(config.domain.id.as_str()));
+    let domain = config.domain.id.as_str();
     let rows = handle(projections, "registry")?;
-    let feeding = match memory {
-        // the read models are in memory: the directory follows the same rows
-        Some(m) => {
-            m.observe("registry", directory.clone()).await;
-            rows.clone()
-        }
-        // in PostgreSQL: the directory keeps its own memory copy of the registry projection
-        None => {
-            let m = Arc::new(MemoryStore::new());
-            m.observe("registry", directory.clone()).await;
-            runner::spawn(
-                Arc::new(accord_readmodels::Registry),
-                m,
-                context.clone(),
-                stop,
-            )
-        }
-    };
+    let (directory, feeding): (Arc<dyn Index>, ProjectionHandle) =
+        match (section.directory, memory, postgres) {
+            // the projection's rows in PostgreSQL, over the registry's indexes
+            (DirectoryKind::Postgres, _, Some(pg)) => {
+                (Arc::new(PgDirectory::new(pg.clone(), domain)), rows.clone())
+            }
+            // the read models are in memory: the directory follows the same rows
+            (_, Some(m), _) => {
+                let d = Arc::new(Directory::new(domain));
+                m.observe("registry", d.clone()).await;
+                (d, rows.clone())
+            }
+            // in PostgreSQL: the directory keeps its own memory copy of the registry
+            // projection
+            _ => {
+                let d = Arc::new(Directory::new(domain));
+                let m = Arc::new(MemoryStore::new());
+                m.observe("registry", d.clone()).await;
+                let h = runner::spawn(
+                    Arc::new(accord_readmodels::Registry),
+                    m,
+                    context.clone(),
+                    stop,
+                );
+                (d, h)
+            }
+        };
     let registry = Registry::new(
         authority.clone(),
         pdp.clone(),

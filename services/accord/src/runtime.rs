@@ -251,6 +251,7 @@ impl Runtime {
                     a,
                     &pdp,
                     memory_store.as_ref(),
+                    pg_store.as_ref(),
                     &context,
                     &projections,
                     rx.clone(),

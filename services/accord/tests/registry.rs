@@ -688,3 +688,62 @@ async fn the_cli_registers_by_wit_and_an_expired_credential_is_refused() {
         (403, "credential-not-live".into())
     );
 }
+
+/// The same registry over PostgreSQL (`accord dev --database-url`: the directory reads the
+/// projection's rows there, over migration 0003's indexes): registration, two requesters'
+/// answers, a hidden id, a revocation's sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_reads_postgresql_when_the_read_models_are_there() {
+    let pg = accord_testkit::PgServer::start();
+    let url = pg.create_database("accord");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = AgentDomain::start_args(&tmp, &["--database-url", &url], &[]).await;
+    let config = std::fs::read_to_string(d.dir().join("accord.toml")).unwrap();
+    assert!(config.contains("directory = \"postgres\""), "{config}");
+    let r = Registry::of(&d);
+    let alpha = agent(&d, "alpha", &["travel.book"], Some("travel-desk"));
+    let beta = agent(&d, "beta", &["travel.book", "admin.reset"], None);
+    let owner = r.row(&alpha).await["owner"].clone();
+    let a = r.register(
+        "alpha",
+        &alpha,
+        &body("alpha", &["travel.book"], &owner, "owner"),
+    );
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.body));
+    let b = r.register(
+        "beta",
+        &beta,
+        &body(
+            "beta",
+            &["admin.reset", "travel.book"],
+            &Value::Null,
+            "domain",
+        ),
+    );
+    assert_eq!(b.status, 201, "{}", String::from_utf8_lossy(&b.body));
+    let seq = b.json()["seq"].as_u64().unwrap();
+    // alpha sees both (its own by owner); beta only itself; the hidden prefix is not shown
+    let mut mine = ids(&r.search_as("alpha", &json!({"min_seq": seq})));
+    mine.sort();
+    let mut both = vec![alpha.clone(), beta.clone()];
+    both.sort();
+    assert_eq!(mine, both);
+    let seen = r.search_as("beta", &json!({"min_seq": seq}));
+    assert_eq!(ids(&seen), vec![beta.clone()]);
+    assert_eq!(
+        seen.json()["agents"][0]["capabilities"],
+        json!(["travel.book"])
+    );
+    let by_text = r.search_as("alpha", &json!({"filter": {"text": "alpha BOOKS"}}));
+    assert_eq!(ids(&by_text), vec![alpha.clone()]);
+    let show =
+        |name: &str, id: &str| r.as_agent(name, &[&format!("{}/v1/registry/agents/{id}", r.url)]);
+    assert_eq!(
+        show("beta", &alpha).body,
+        show("beta", "0193a4d2-7c1e-7b3a-9f00-000000000000").body
+    );
+    // revoked: gone at the revocation's sequence
+    let revoked_at = d.revoke(&beta);
+    let after = r.search_as("alpha", &json!({"min_seq": revoked_at}));
+    assert_eq!(ids(&after), vec![alpha.clone()]);
+}

@@ -159,7 +159,7 @@ impl Entry {
 type Set = BTreeSet<u128>;
 
 #[derive(Debug, Default)]
-struct Index {
+struct Generation {
     entries: BTreeMap<u128, Arc<Entry>>,
     by_capability: HashMap<String, Set>,
     by_skill: HashMap<String, Set>,
@@ -184,7 +184,7 @@ fn remove(m: &mut HashMap<String, Set>, k: &str, key: u128) {
     }
 }
 
-impl Index {
+impl Generation {
     fn put(&mut self, e: Entry) {
         self.delete(e.key);
         let k = e.key;
@@ -347,7 +347,7 @@ impl<'a> Union<'a> {
 
 #[derive(Debug, Default)]
 struct State {
-    generations: HashMap<u32, Index>,
+    generations: HashMap<u32, Generation>,
     active: Option<u32>,
 }
 
@@ -366,7 +366,7 @@ impl Directory {
         }
     }
 
-    fn read<T>(&self, f: impl FnOnce(Option<&Index>) -> T) -> T {
+    fn read<T>(&self, f: impl FnOnce(Option<&Generation>) -> T) -> T {
         match self.state.read() {
             Ok(s) => f(s.active.and_then(|g| s.generations.get(&g))),
             Err(_) => f(None),
@@ -393,7 +393,7 @@ impl Directory {
         self.read(|i| i.and_then(|i| i.entries.get(&k).cloned()))
     }
 
-    /// Up to `limit` candidates after `after` (see [`Index::scan`]), with the position they
+    /// Up to `limit` candidates after `after` (see [`Generation::scan`]), with the position they
     /// were read at.
     pub fn scan(
         &self,
@@ -406,6 +406,45 @@ impl Directory {
             Some(i) => (i.scan(q, v, after, limit), i.checkpoint),
             None => (Vec::new(), 0),
         })
+    }
+}
+
+/// What discovery reads a directory through: the memory one, or PostgreSQL's (`pg.rs`).
+#[async_trait::async_trait]
+pub trait Index: Send + Sync + std::fmt::Debug {
+    /// The record of an agent.
+    async fn get(&self, agent_id: &str) -> Result<Option<Arc<Entry>>, crate::RegistryError>;
+    /// Up to `limit` records after `after` that the query and the visibility admit, in key
+    /// order, and the position they were read at. Fewer than `limit`: nothing more matches.
+    async fn scan(
+        &self,
+        q: &Query,
+        v: &Visible,
+        after: Option<u128>,
+        limit: usize,
+    ) -> Result<(Vec<Arc<Entry>>, u64), crate::RegistryError>;
+    /// The log position it reflects.
+    async fn seq(&self) -> Result<u64, crate::RegistryError>;
+}
+
+#[async_trait::async_trait]
+impl Index for Directory {
+    async fn get(&self, agent_id: &str) -> Result<Option<Arc<Entry>>, crate::RegistryError> {
+        Ok(Directory::get(self, agent_id))
+    }
+
+    async fn scan(
+        &self,
+        q: &Query,
+        v: &Visible,
+        after: Option<u128>,
+        limit: usize,
+    ) -> Result<(Vec<Arc<Entry>>, u64), crate::RegistryError> {
+        Ok(Directory::scan(self, q, v, after, limit))
+    }
+
+    async fn seq(&self) -> Result<u64, crate::RegistryError> {
+        Ok(Directory::seq(self))
     }
 }
 

@@ -10,6 +10,7 @@ pub mod card;
 pub mod directory;
 pub mod http;
 pub mod page;
+pub mod pg;
 pub mod query;
 pub mod tls;
 
@@ -124,7 +125,7 @@ pub struct ShowResponse {
 /// the policy again for each record of the page.
 pub struct Discovery {
     pub pdp: Pdp,
-    pub directory: Arc<Directory>,
+    pub directory: Arc<dyn directory::Index>,
     /// The runner feeding the directory (its position; "at least sequence N"), when there is
     /// one.
     pub projection: Option<ProjectionHandle>,
@@ -169,7 +170,7 @@ impl Registry {
     pub fn new(
         authority: Arc<Authority>,
         pdp: Pdp,
-        directory: Arc<Directory>,
+        directory: Arc<dyn directory::Index>,
         projection: ProjectionHandle,
         credentials: ProjectionHandle,
         registry_rows: ProjectionHandle,
@@ -295,7 +296,7 @@ impl Registry {
 impl Discovery {
     pub fn new(
         pdp: Pdp,
-        directory: Arc<Directory>,
+        directory: Arc<dyn directory::Index>,
         projection: Option<ProjectionHandle>,
         pages: page::PageTokens,
         domain: &str,
@@ -314,20 +315,18 @@ impl Discovery {
         let Some(wanted) = min_seq else {
             return Ok(());
         };
-        if self.directory.seq() >= wanted {
+        let applied = self.directory.seq().await?;
+        if applied >= wanted {
             return Ok(());
         }
-        let stale = || RegistryError::Stale {
-            applied: self.directory.seq(),
-            wanted,
-        };
+        let stale = RegistryError::Stale { applied, wanted };
         match &self.projection {
             Some(p) => p
                 .wait_for(wanted, MAX_WAIT)
                 .await
                 .map(|_| ())
-                .map_err(|_| stale()),
-            None => Err(stale()),
+                .map_err(|_| stale),
+            None => Err(stale),
         }
     }
 
@@ -405,12 +404,12 @@ impl Discovery {
         };
         let mut after = cursor.map(|c| c.last);
         let mut page: Vec<(Arc<Entry>, Vec<String>)> = Vec::with_capacity(size + 1);
-        let mut seq = self.directory.seq();
+        let mut seq = 0;
         // candidates in batches, each re-checked by the PDP, until one more than a page is
         // allowed (so that a next page is announced only when a visible record follows)
         loop {
             let want = size + 1 - page.len();
-            let (candidates, at) = self.directory.scan(&q, &visible, after, want);
+            let (candidates, at) = self.directory.scan(&q, &visible, after, want).await?;
             seq = seq.max(at);
             let exhausted = candidates.len() < want;
             for e in candidates {
@@ -468,8 +467,8 @@ impl Discovery {
         min_seq: Option<u64>,
     ) -> Result<(Arc<Entry>, Vec<String>, u64), RegistryError> {
         self.at_least(min_seq).await?;
-        let seq = self.directory.seq();
-        let entry = self.directory.get(agent_id);
+        let seq = self.directory.seq().await?;
+        let entry = self.directory.get(agent_id).await?;
         let (e, exists) = match entry {
             Some(e) => (e, true),
             None => (Arc::new(absent(&self.domain)), false),

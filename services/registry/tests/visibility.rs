@@ -13,11 +13,14 @@ use accord_events::catalogue::Visibility;
 use accord_policy::inputs::{DiscoveryInput, DiscoveryQuery, Requester};
 use accord_policy::{Bundle, BundleRef, LocalPdp, Pdp};
 use accord_registry::page::PageTokens;
+use accord_registry::pg::PgDirectory;
 use accord_registry::query::STATUSES;
 use accord_registry::{Directory, Discovery, Filter, RegistryError, SearchRequest};
 use accord_store::projection::memory::RowObserver;
+use accord_store::projection::postgres::{PgStore, PgTls};
 use aws_lc_rs::hmac;
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use serde_json::{Value, json};
 
 const CAPS: [&str; 5] = [
@@ -187,116 +190,251 @@ fn discovery(pdp: Pdp, recs: &[Rec]) -> Discovery {
     Discovery::new(pdp, dir, None, PageTokens::new(key), "org-a")
 }
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
+/// What one case draws.
+#[derive(Debug, Clone)]
+struct Case {
+    recs: Vec<Rec>,
+    hidden: BTreeSet<usize>,
+    teams: Vec<(usize, usize)>,
+    w: Who,
+    sought: BTreeSet<usize>,
+    status: Option<usize>,
+    page_size: usize,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        proptest::collection::vec(rec(), 0..40),
+        proptest::collection::btree_set(0..3usize, 0..3),
+        proptest::collection::vec((0..OWNERS.len(), 0..TEAMS.len()), 0..4),
+        who(),
+        proptest::collection::btree_set(0..CAPS.len(), 0..2),
+        proptest::option::of(0..STATUSES.len()),
+        1usize..6,
+    )
+        .prop_map(|(recs, hidden, teams, w, sought, status, page_size)| Case {
+            recs,
+            hidden,
+            teams,
+            w,
+            sought,
+            status,
+            page_size,
+        })
+}
+
+/// Where the records are: the memory directory, or PostgreSQL's rows.
+struct Backend {
+    rt: tokio::runtime::Runtime,
+    pg: Option<(accord_testkit::PgServer, Arc<PgStore>)>,
+}
+
+impl Backend {
+    fn memory() -> Self {
+        Self {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            pg: None,
+        }
+    }
+
+    fn postgres() -> Self {
+        let server = accord_testkit::PgServer::start();
+        let url = server.create_database("registry");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = Arc::new(PgStore::new(&url, 4, &PgTls::dangerous_plaintext_local()).unwrap());
+        rt.block_on(store.migrate()).unwrap();
+        Self {
+            rt,
+            pg: Some((server, store)),
+        }
+    }
+
+    fn discovery(&self, pdp: Pdp, recs: &[Rec]) -> Discovery {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"a test key of thirty-two bytes!!");
+        let pages = PageTokens::new(key);
+        let Some((_, store)) = &self.pg else {
+            return discovery(pdp, recs);
+        };
+        // the case's rows, as the PostgreSQL projection store keeps them (generation 1, active)
+        self.rt.block_on(async {
+            let c = store.connection().await.unwrap();
+            c.batch_execute(
+                "DELETE FROM accord_rows WHERE projection = 'registry';
+                 DELETE FROM accord_projections WHERE name = 'registry';
+                 INSERT INTO accord_projections (name, generation, checkpoint, active)
+                 VALUES ('registry', 1, 10, true)",
+            )
+            .await
+            .unwrap();
+            for r in recs {
+                let key = uuid::Uuid::from_u128(r.id).to_string();
+                c.execute(
+                    "INSERT INTO accord_rows (projection, generation, tbl, key, value, seq)
+                     VALUES ('registry', 1, 'agents', $1, $2, 10)",
+                    &[&key, &row(r)],
+                )
+                .await
+                .unwrap();
+            }
+        });
+        Discovery::new(
+            pdp,
+            Arc::new(PgDirectory::new(store.clone(), "org-a")),
+            None,
+            pages,
+            "org-a",
+        )
+    }
+}
+
+/// Every answer for the case equals per-record evaluation of the policy.
+fn check(backend: &Backend, c: Case) -> Result<(), TestCaseError> {
+    let Case {
+        recs,
+        hidden,
+        teams,
+        w,
+        sought,
+        status,
+        page_size,
+    } = c;
+    // distinct ids
+    let mut seen = BTreeSet::new();
+    let recs: Vec<Rec> = recs.into_iter().filter(|r| seen.insert(r.id)).collect();
+    let pdp = pdp(&hidden, &teams);
+    let d = backend.discovery(pdp.clone(), &recs);
+    let req = requester(&w);
+    let sought: Vec<String> = sought.iter().map(|c| CAPS[*c].to_owned()).collect();
+    let filter = Filter {
+        capability: sought.clone(),
+        status: status.map(|s| STATUSES[s].to_owned()).into_iter().collect(),
+        ..Filter::default()
+    };
+    let rt = &backend.rt;
+
+    // the reference: the policy on every record, in id order
+    let mut ordered = recs.clone();
+    ordered.sort_by_key(|r| r.id);
+    let mut expected = Vec::new();
+    for r in &ordered {
+        if status.is_some_and(|s| s != r.status) {
+            continue;
+        }
+        let e = accord_registry::Entry::of_row(&Arc::from("org-a"), &row(r)).unwrap();
+        let input = DiscoveryInput {
+            requester: req.clone(),
+            query: DiscoveryQuery {
+                capabilities: sought.clone(),
+            },
+            record: accord_registry::record_input(&e),
+        };
+        let dec = rt
+            .block_on(pdp.decide("discovery", &serde_json::to_value(&input).unwrap()))
+            .unwrap();
+        if dec.is_allowed() {
+            expected.push((e.agent_id.clone(), dec.result_set("capabilities")));
+        }
+    }
+
+    // the registry, page by page
+    let mut got = Vec::new();
+    let mut token = None;
+    let mut pages = 0;
+    loop {
+        let r = SearchRequest {
+            filter: filter.clone(),
+            page_size: Some(page_size),
+            page_token: token.clone(),
+            ..SearchRequest::default()
+        };
+        let page = rt.block_on(d.search(&req, &r)).unwrap();
+        pages += 1;
+        prop_assert!(page.agents.len() <= page_size);
+        for a in &page.agents {
+            got.push((a.agent_id.clone(), a.capabilities.clone()));
+        }
+        match page.next_page_token {
+            Some(t) => {
+                // a full page, and a visible record follows
+                prop_assert_eq!(page.agents.len(), page_size);
+                prop_assert!(got.len() < expected.len());
+                // the cursor names the last record returned, nothing else
+                let last = uuid::Uuid::parse_str(&page.agents.last().unwrap().agent_id)
+                    .unwrap()
+                    .as_u128();
+                let raw =
+                    base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &t)
+                        .unwrap();
+                prop_assert_eq!(&raw[9..25], &last.to_be_bytes()[..]);
+                // another requester cannot use it
+                let mut other = req.clone();
+                other.id = "spiffe://org-a.example/agent/other".into();
+                let r2 = SearchRequest {
+                    page_token: Some(t.clone()),
+                    ..r.clone()
+                };
+                prop_assert!(matches!(
+                    rt.block_on(d.search(&other, &r2)),
+                    Err(RegistryError::BadPageToken)
+                ));
+                token = Some(t);
+            }
+            None => break,
+        }
+        prop_assert!(pages <= recs.len() + 1);
+    }
+    prop_assert_eq!(&got, &expected);
+
+    // by id: a hidden record answers exactly as one that does not exist
+    for r in &recs {
+        let id = uuid::Uuid::from_u128(r.id).to_string();
+        let shown = rt.block_on(d.show(&req, &id, None));
+        // `show` asks for no capability in particular
+        let e = accord_registry::Entry::of_row(&Arc::from("org-a"), &row(r)).unwrap();
+        let input = DiscoveryInput {
+            requester: req.clone(),
+            query: DiscoveryQuery::default(),
+            record: accord_registry::record_input(&e),
+        };
+        let allowed = rt
+            .block_on(pdp.decide("discovery", &serde_json::to_value(&input).unwrap()))
+            .unwrap()
+            .is_allowed();
+        match shown {
+            Ok(s) => prop_assert!(allowed && s.agent.agent_id == id),
+            Err(e) => prop_assert!(!allowed && matches!(e, RegistryError::NotFound)),
+        }
+    }
+    let missing = rt.block_on(d.show(&req, "0193a4d2-7c1e-7b3a-9f00-000000000000", None));
+    prop_assert!(matches!(missing, Err(RegistryError::NotFound)));
+    Ok(())
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
 
     #[test]
-    fn every_answer_is_what_per_record_evaluation_allows(
-        recs in proptest::collection::vec(rec(), 0..40),
-        hidden in proptest::collection::btree_set(0..3usize, 0..3),
-        teams in proptest::collection::vec((0..OWNERS.len(), 0..TEAMS.len()), 0..4),
-        w in who(),
-        sought in proptest::collection::btree_set(0..CAPS.len(), 0..2),
-        status in proptest::option::of(0..STATUSES.len()),
-        page_size in 1usize..6,
-    ) {
-        // distinct ids
-        let mut seen = BTreeSet::new();
-        let recs: Vec<Rec> = recs.into_iter().filter(|r| seen.insert(r.id)).collect();
-        let pdp = pdp(&hidden, &teams);
-        let d = discovery(pdp.clone(), &recs);
-        let req = requester(&w);
-        let sought: Vec<String> = sought.iter().map(|c| CAPS[*c].to_owned()).collect();
-        let filter = Filter {
-            capability: sought.clone(),
-            status: status.map(|s| STATUSES[s].to_owned()).into_iter().collect(),
-            ..Filter::default()
-        };
-        let rt = rt();
+    fn every_answer_is_what_per_record_evaluation_allows(c in case()) {
+        thread_local!(static B: Backend = Backend::memory());
+        B.with(|b| check(b, c))?;
+    }
+}
 
-        // the reference: the policy on every record, in id order
-        let mut ordered = recs.clone();
-        ordered.sort_by_key(|r| r.id);
-        let mut expected = Vec::new();
-        for r in &ordered {
-            if status.is_some_and(|s| s != r.status) {
-                continue;
-            }
-            let e = accord_registry::Entry::of_row(&Arc::from("org-a"), &row(r)).unwrap();
-            let input = DiscoveryInput {
-                requester: req.clone(),
-                query: DiscoveryQuery { capabilities: sought.clone() },
-                record: accord_registry::record_input(&e),
-            };
-            let dec = rt.block_on(pdp.decide("discovery", &serde_json::to_value(&input).unwrap())).unwrap();
-            if dec.is_allowed() {
-                expected.push((e.agent_id.clone(), dec.result_set("capabilities")));
-            }
-        }
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, .. ProptestConfig::default() })]
 
-        // the registry, page by page
-        let mut got = Vec::new();
-        let mut token = None;
-        let mut pages = 0;
-        loop {
-            let r = SearchRequest {
-                filter: filter.clone(),
-                page_size: Some(page_size),
-                page_token: token.clone(),
-                ..SearchRequest::default()
-            };
-            let page = rt.block_on(d.search(&req, &r)).unwrap();
-            pages += 1;
-            prop_assert!(page.agents.len() <= page_size);
-            for a in &page.agents {
-                got.push((a.agent_id.clone(), a.capabilities.clone()));
-            }
-            match page.next_page_token {
-                Some(t) => {
-                    // a full page, and a visible record follows
-                    prop_assert_eq!(page.agents.len(), page_size);
-                    prop_assert!(got.len() < expected.len());
-                    // the cursor names the last record returned, nothing else
-                    let last = uuid::Uuid::parse_str(&page.agents.last().unwrap().agent_id).unwrap().as_u128();
-                    let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &t).unwrap();
-                    prop_assert_eq!(&raw[9..25], &last.to_be_bytes()[..]);
-                    // another requester cannot use it
-                    let mut other = req.clone();
-                    other.id = "spiffe://org-a.example/agent/other".into();
-                    let r2 = SearchRequest { page_token: Some(t.clone()), ..r.clone() };
-                    prop_assert!(matches!(rt.block_on(d.search(&other, &r2)), Err(RegistryError::BadPageToken)));
-                    token = Some(t);
-                }
-                None => break,
-            }
-            prop_assert!(pages <= recs.len() + 1);
-        }
-        prop_assert_eq!(&got, &expected);
-
-        // by id: a hidden record answers exactly as one that does not exist
-        for r in &recs {
-            let id = uuid::Uuid::from_u128(r.id).to_string();
-            let shown = rt.block_on(d.show(&req, &id, None));
-            // `show` asks for no capability in particular
-            let e = accord_registry::Entry::of_row(&Arc::from("org-a"), &row(r)).unwrap();
-            let input = DiscoveryInput {
-                requester: req.clone(),
-                query: DiscoveryQuery::default(),
-                record: accord_registry::record_input(&e),
-            };
-            let allowed = rt.block_on(pdp.decide("discovery", &serde_json::to_value(&input).unwrap())).unwrap().is_allowed();
-            match shown {
-                Ok(s) => prop_assert!(allowed && s.agent.agent_id == id),
-                Err(e) => prop_assert!(!allowed && matches!(e, RegistryError::NotFound)),
-            }
-        }
-        let missing = rt.block_on(d.show(&req, "0193a4d2-7c1e-7b3a-9f00-000000000000", None));
-        prop_assert!(matches!(missing, Err(RegistryError::NotFound)));
+    /// The same over PostgreSQL: the SQL the visibility and the query become, over the
+    /// migration's indexes.
+    #[test]
+    fn postgres_answers_are_what_per_record_evaluation_allows(c in case()) {
+        thread_local!(static B: Backend = Backend::postgres());
+        B.with(|b| check(b, c))?;
     }
 }

@@ -23,6 +23,19 @@ pub struct RegistrySection {
     /// Requests per minute per client address.
     #[serde(default = "default_rate")]
     pub rate_limit_per_minute: u32,
+    /// Where discovery reads: `memory` (a copy of the registry projection in this process,
+    /// the default) or `postgres` (the projection's rows in `[postgres]`, over the registry's
+    /// indexes: replicas share it, nothing to rebuild at start).
+    #[serde(default)]
+    pub directory: DirectoryKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectoryKind {
+    #[default]
+    Memory,
+    Postgres,
 }
 
 fn default_rate() -> u32 {
@@ -56,6 +69,9 @@ pub(super) fn validate(c: &Config) -> Result<(), String> {
         return Err(
             "the registry serves HTTPS only: set registry.tls_cert and tls_key (or http's)".into(),
         );
+    }
+    if r.directory == DirectoryKind::Postgres && c.postgres.is_none() {
+        return Err("registry.directory = \"postgres\" needs [postgres]".into());
     }
     if r.rate_limit_per_minute == 0 {
         return Err("registry.rate_limit_per_minute must be at least 1".into());

@@ -25,7 +25,12 @@ impl AgentDomain {
     }
 
     pub async fn start_with(tmp: &tempfile::TempDir, env: &[(&str, &str)]) -> Self {
-        let dev = Dev::start(&tmp.path().join("domain"), &[], env);
+        Self::start_args(tmp, &[], env).await
+    }
+
+    /// With `accord dev` arguments (`--database-url`, ...).
+    pub async fn start_args(tmp: &tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dev = Dev::start(&tmp.path().join("domain"), args, env);
         dev.wait_ready(Duration::from_secs(60)).await;
         // these tests are about agents on NATS: they enroll on proof of possession (the
         // evidence is tested in tests/evidence.rs)

@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0002_audit",
         include_str!("../../../../schemas/postgres/0002_audit.sql"),
     ),
+    (
+        3,
+        "0003_registry",
+        include_str!("../../../../schemas/postgres/0003_registry.sql"),
+    ),
 ];
 
 fn storage(e: impl std::fmt::Display) -> ProjectionError {

@@ -1,0 +1,275 @@
+//! The directory in PostgreSQL (ADR 0015): the `registry` projection's rows where the
+//! PostgreSQL projection store keeps them (`accord_rows`), queried with the requester's
+//! visibility and the query's terms as SQL, over the partial indexes of migration
+//! `0003_registry.sql`. The same projection code writes these rows and the memory store's.
+//!
+//! Every value of a query is a bound parameter; the statement's shape only depends on which
+//! terms the query has.
+
+use std::sync::Arc;
+
+use accord_store::projection::postgres::PgStore;
+use tokio_postgres::types::ToSql;
+
+use crate::RegistryError;
+use crate::directory::{Entry, Index};
+use crate::query::{Query, Visible};
+
+/// The registry's rows in PostgreSQL.
+pub struct PgDirectory {
+    store: Arc<PgStore>,
+    domain: Arc<str>,
+}
+
+impl std::fmt::Debug for PgDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgDirectory")
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Unavailable(e.to_string())
+}
+
+/// `LIKE` pattern of a literal: its `%`, `_` and `\` escaped.
+fn like_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+const OWNER: &str = "((value -> 'registration' -> 'owner' ->> 'issuer') || '#' || (value -> 'registration' -> 'owner' ->> 'subject'))";
+const TEXT: &str = "lower(coalesce(value -> 'registration' ->> 'name', '') || ' ' || coalesce(value -> 'registration' ->> 'description', ''))";
+
+/// A statement under construction: its SQL and its parameters.
+struct Sql {
+    text: String,
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Sql {
+    fn bind(&mut self, v: impl ToSql + Sync + Send + 'static) -> String {
+        self.params.push(Box::new(v));
+        format!("${}", self.params.len())
+    }
+}
+
+impl PgDirectory {
+    pub fn new(store: Arc<PgStore>, domain: &str) -> Self {
+        Self {
+            store,
+            domain: Arc::from(domain),
+        }
+    }
+
+    /// The registry projection's active generation and its checkpoint.
+    async fn active(
+        &self,
+        client: &tokio_postgres::Client,
+    ) -> Result<Option<(i32, u64)>, RegistryError> {
+        let row = client
+            .query_opt(
+                "SELECT generation, checkpoint FROM accord_projections
+                 WHERE name = 'registry' AND active",
+                &[],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1).max(0) as u64)))
+    }
+
+    fn statement(
+        &self,
+        generation: i32,
+        q: &Query,
+        v: &Visible,
+        after: Option<u128>,
+        limit: usize,
+    ) -> Option<Sql> {
+        let mut s = Sql {
+            text: String::new(),
+            params: Vec::new(),
+        };
+        let g = s.bind(generation);
+        let mut w = vec![
+            "projection = 'registry'".to_owned(),
+            "tbl = 'agents'".to_owned(),
+            format!("generation = {g}"),
+            "value ? 'registration'".to_owned(),
+        ];
+        if let Some(a) = after {
+            let p = s.bind(uuid::Uuid::from_u128(a).to_string());
+            w.push(format!("key > {p}"));
+        }
+        // every record here is of this domain
+        if !q.domains.is_empty() && !q.domains.iter().any(|d| **d == *self.domain) {
+            return None;
+        }
+        let statuses = |s: &mut Sql, list: &[String], w: &mut Vec<String>| {
+            if !list.is_empty() {
+                let p = s.bind(list.to_vec());
+                w.push(format!("(value ->> 'status') = ANY({p})"));
+            }
+        };
+        statuses(&mut s, &v.statuses, &mut w);
+        statuses(&mut s, &q.statuses, &mut w);
+        if !q.capabilities.is_empty() {
+            let p = s.bind(q.capabilities.clone());
+            w.push(format!(
+                "(value -> 'registration' -> 'capabilities') ?| {p}"
+            ));
+        }
+        if !q.skills.is_empty() {
+            let ors: Vec<String> = q
+                .skills
+                .iter()
+                .map(|k| {
+                    let p = s.bind(serde_json::json!([{ "id": k }]));
+                    format!("(value -> 'registration' -> 'skills') @> {p}")
+                })
+                .collect();
+            w.push(format!("({})", ors.join(" OR ")));
+        }
+        if !q.tags.is_empty() {
+            let ors: Vec<String> = q
+                .tags
+                .iter()
+                .map(|t| {
+                    let p = s.bind(serde_json::json!([{ "tags": [t] }]));
+                    format!("(value -> 'registration' -> 'skills') @> {p}")
+                })
+                .collect();
+            w.push(format!("({})", ors.join(" OR ")));
+        }
+        if !q.owners.is_empty() {
+            let p = s.bind(q.owners.clone());
+            w.push(format!("{OWNER} = ANY({p})"));
+        }
+        if let Some(t) = &q.text {
+            let p = s.bind(format!("%{}%", like_literal(t)));
+            w.push(format!("{TEXT} LIKE {p}"));
+        }
+        if let Some(after_seq) = q.after_seq {
+            let p = s.bind(i64::try_from(after_seq).unwrap_or(i64::MAX));
+            w.push(format!("(value ->> 'last_seq')::bigint > {p}"));
+        }
+        // the requester's visibility: any clause; a clause naming another domain matches none
+        let mut clauses = Vec::new();
+        for c in &v.clauses {
+            if c.domain.as_deref().is_some_and(|d| d != &*self.domain) {
+                continue;
+            }
+            let mut parts = Vec::new();
+            if let Some(vis) = c.visibility {
+                let p = s.bind(vis.as_str().to_owned());
+                parts.push(format!(
+                    "(value -> 'registration' -> 'audience' ->> 'visibility') = {p}"
+                ));
+            }
+            if let Some(t) = &c.team {
+                let p = s.bind(t.clone());
+                parts.push(format!(
+                    "(value -> 'registration' -> 'audience' ->> 'team') = {p}"
+                ));
+            }
+            if let Some(o) = &c.owner {
+                let p = s.bind(o.clone());
+                parts.push(format!("{OWNER} = {p}"));
+            }
+            clauses.push(if parts.is_empty() {
+                "true".to_owned()
+            } else {
+                format!("({})", parts.join(" AND "))
+            });
+        }
+        if clauses.is_empty() {
+            return None;
+        }
+        w.push(format!("({})", clauses.join(" OR ")));
+        // at least one capability shown: not hidden, and sought when the query seeks any
+        let hidden: Vec<String> = v
+            .hidden_prefixes
+            .iter()
+            .map(|p| format!("{}%", like_literal(p)))
+            .collect();
+        let hp = s.bind(hidden);
+        let sought = if q.capabilities.is_empty() {
+            String::new()
+        } else {
+            let p = s.bind(q.capabilities.clone());
+            format!(" AND c = ANY({p})")
+        };
+        w.push(format!(
+            "EXISTS (SELECT 1 FROM jsonb_array_elements_text(value -> 'registration' -> 'capabilities') c \
+             WHERE NOT (c LIKE ANY({hp})){sought})"
+        ));
+        let l = s.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        s.text = format!(
+            "SELECT value FROM accord_rows WHERE {} ORDER BY key LIMIT {l}",
+            w.join(" AND ")
+        );
+        Some(s)
+    }
+}
+
+#[async_trait::async_trait]
+impl Index for PgDirectory {
+    async fn get(&self, agent_id: &str) -> Result<Option<Arc<Entry>>, RegistryError> {
+        let client = self.store.connection().await.map_err(unavailable)?;
+        let row = client
+            .query_opt(
+                "SELECT r.value FROM accord_rows r JOIN accord_projections p
+                   ON p.name = r.projection AND p.generation = r.generation AND p.active
+                 WHERE r.projection = 'registry' AND r.tbl = 'agents' AND r.key = $1",
+                &[&agent_id],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(row
+            .and_then(|r| Entry::of_row(&self.domain, &r.get::<_, serde_json::Value>(0)))
+            .map(Arc::new))
+    }
+
+    async fn scan(
+        &self,
+        q: &Query,
+        v: &Visible,
+        after: Option<u128>,
+        limit: usize,
+    ) -> Result<(Vec<Arc<Entry>>, u64), RegistryError> {
+        let client = self.store.connection().await.map_err(unavailable)?;
+        let Some((generation, seq)) = self.active(&client).await? else {
+            return Ok((Vec::new(), 0));
+        };
+        let Some(stmt) = self.statement(generation, q, v, after, limit) else {
+            return Ok((Vec::new(), seq));
+        };
+        let params: Vec<&(dyn ToSql + Sync)> = stmt
+            .params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let rows = client
+            .query(&stmt.text, &params)
+            .await
+            .map_err(unavailable)?;
+        let entries = rows
+            .iter()
+            .filter_map(|r| Entry::of_row(&self.domain, &r.get::<_, serde_json::Value>(0)))
+            .map(Arc::new)
+            .collect();
+        Ok((entries, seq))
+    }
+
+    async fn seq(&self) -> Result<u64, RegistryError> {
+        let client = self.store.connection().await.map_err(unavailable)?;
+        Ok(self.active(&client).await?.map_or(0, |(_, s)| s))
+    }
+}
