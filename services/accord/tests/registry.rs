@@ -511,7 +511,12 @@ async fn malformed_and_unauthenticated_requests_change_nothing() {
             &url,
         ],
     );
-    assert_eq!((anon.status, anon.kind()), (401, "unauthorized".into()));
+    assert_eq!(
+        (anon.status, anon.kind()),
+        (401, "unauthorized".into()),
+        "{}",
+        anon.stderr
+    );
     // unknown members, oversized fields, a team audience without its team, bad endpoints
     for bad in [
         json!({"name": "alpha", "capabilities": ["travel.book"], "surprise": 1}),

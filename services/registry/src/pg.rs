@@ -1,7 +1,9 @@
 //! The directory in PostgreSQL (ADR 0015): the `registry` projection's rows where the
-//! PostgreSQL projection store keeps them (`accord_rows`), queried with the requester's
-//! visibility and the query's terms as SQL, over the partial indexes of migration
-//! `0003_registry.sql`. The same projection code writes these rows and the memory store's.
+//! PostgreSQL projection store keeps them (`accord_rows`), and the typed table a trigger
+//! derives from them in the same transaction (`accord_registry_records`, migration
+//! `0003_registry.sql`), queried with the requester's visibility and the query's terms as SQL
+//! over that table's indexes. The same projection code writes these rows and the memory
+//! store's.
 //!
 //! Every value of a query is a bound parameter; the statement's shape only depends on which
 //! terms the query has.
@@ -44,9 +46,6 @@ fn like_literal(s: &str) -> String {
     }
     out
 }
-
-const OWNER: &str = "((value -> 'registration' -> 'owner' ->> 'issuer') || '#' || (value -> 'registration' -> 'owner' ->> 'subject'))";
-const TEXT: &str = "lower(coalesce(value -> 'registration' ->> 'name', '') || ' ' || coalesce(value -> 'registration' ->> 'description', ''))";
 
 /// A statement under construction: its SQL and its parameters.
 struct Sql {
@@ -97,68 +96,47 @@ impl PgDirectory {
             text: String::new(),
             params: Vec::new(),
         };
-        let g = s.bind(generation);
-        let mut w = vec![
-            "projection = 'registry'".to_owned(),
-            "tbl = 'agents'".to_owned(),
-            format!("generation = {g}"),
-            "value ? 'registration'".to_owned(),
-        ];
-        if let Some(a) = after {
-            let p = s.bind(uuid::Uuid::from_u128(a).to_string());
-            w.push(format!("key > {p}"));
-        }
         // every record here is of this domain
         if !q.domains.is_empty() && !q.domains.iter().any(|d| **d == *self.domain) {
             return None;
         }
-        let statuses = |s: &mut Sql, list: &[String], w: &mut Vec<String>| {
+        let g = s.bind(generation);
+        let mut w = vec![format!("g.generation = {g}")];
+        let after_key = after.map(|a| s.bind(uuid::Uuid::from_u128(a).to_string()));
+        if let Some(p) = &after_key {
+            w.push(format!("g.key > {p}"));
+        }
+        for list in [&v.statuses, &q.statuses] {
             if !list.is_empty() {
                 let p = s.bind(list.to_vec());
-                w.push(format!("(value ->> 'status') = ANY({p})"));
+                w.push(format!("g.status = ANY({p})"));
             }
-        };
-        statuses(&mut s, &v.statuses, &mut w);
-        statuses(&mut s, &q.statuses, &mut w);
+        }
+        // the terms an index answers: the rarest drives, as a set of keys taken first
+        let mut terms = Vec::new();
         if !q.capabilities.is_empty() {
             let p = s.bind(q.capabilities.clone());
-            w.push(format!(
-                "(value -> 'registration' -> 'capabilities') ?| {p}"
-            ));
+            terms.push(format!("capabilities && {p}"));
         }
         if !q.skills.is_empty() {
-            let ors: Vec<String> = q
-                .skills
-                .iter()
-                .map(|k| {
-                    let p = s.bind(serde_json::json!([{ "id": k }]));
-                    format!("(value -> 'registration' -> 'skills') @> {p}")
-                })
-                .collect();
-            w.push(format!("({})", ors.join(" OR ")));
+            let p = s.bind(q.skills.clone());
+            terms.push(format!("skills && {p}"));
         }
         if !q.tags.is_empty() {
-            let ors: Vec<String> = q
-                .tags
-                .iter()
-                .map(|t| {
-                    let p = s.bind(serde_json::json!([{ "tags": [t] }]));
-                    format!("(value -> 'registration' -> 'skills') @> {p}")
-                })
-                .collect();
-            w.push(format!("({})", ors.join(" OR ")));
+            let p = s.bind(q.tags.clone());
+            terms.push(format!("tags && {p}"));
         }
         if !q.owners.is_empty() {
             let p = s.bind(q.owners.clone());
-            w.push(format!("{OWNER} = ANY({p})"));
+            terms.push(format!("owner = ANY({p})"));
         }
         if let Some(t) = &q.text {
             let p = s.bind(format!("%{}%", like_literal(t)));
-            w.push(format!("{TEXT} LIKE {p}"));
+            w.push(format!("g.search LIKE {p}"));
         }
         if let Some(after_seq) = q.after_seq {
             let p = s.bind(i64::try_from(after_seq).unwrap_or(i64::MAX));
-            w.push(format!("(value ->> 'last_seq')::bigint > {p}"));
+            w.push(format!("g.last_seq > {p}"));
         }
         // the requester's visibility: any clause; a clause naming another domain matches none
         let mut clauses = Vec::new();
@@ -169,19 +147,15 @@ impl PgDirectory {
             let mut parts = Vec::new();
             if let Some(vis) = c.visibility {
                 let p = s.bind(vis.as_str().to_owned());
-                parts.push(format!(
-                    "(value -> 'registration' -> 'audience' ->> 'visibility') = {p}"
-                ));
+                parts.push(format!("g.visibility = {p}"));
             }
             if let Some(t) = &c.team {
                 let p = s.bind(t.clone());
-                parts.push(format!(
-                    "(value -> 'registration' -> 'audience' ->> 'team') = {p}"
-                ));
+                parts.push(format!("g.team = {p}"));
             }
             if let Some(o) = &c.owner {
                 let p = s.bind(o.clone());
-                parts.push(format!("{OWNER} = {p}"));
+                parts.push(format!("g.owner = {p}"));
             }
             clauses.push(if parts.is_empty() {
                 "true".to_owned()
@@ -207,12 +181,33 @@ impl PgDirectory {
             format!(" AND c = ANY({p})")
         };
         w.push(format!(
-            "EXISTS (SELECT 1 FROM jsonb_array_elements_text(value -> 'registration' -> 'capabilities') c \
-             WHERE NOT (c LIKE ANY({hp})){sought})"
+            "EXISTS (SELECT 1 FROM unnest(g.capabilities) c WHERE NOT (c LIKE ANY({hp})){sought})"
         ));
         let l = s.bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        let from = if terms.is_empty() {
+            "accord_registry_records g".to_owned()
+        } else {
+            // a term's index gives the candidates first, then they are ordered (the planner
+            // would otherwise walk the key order hoping to meet a rare term early); OFFSET 0
+            // keeps the subquery from being merged into the outer one
+            let inner = format!(
+                "(SELECT * FROM (SELECT * FROM accord_registry_records g WHERE {} AND {} \
+                   OFFSET 0) g ORDER BY g.key LIMIT {l}) g",
+                w.join(" AND "),
+                terms
+                    .iter()
+                    .map(|t| format!("g.{t}"))
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            );
+            w = vec!["true".to_owned()];
+            inner
+        };
         s.text = format!(
-            "SELECT value FROM accord_rows WHERE {} ORDER BY key LIMIT {l}",
+            "SELECT r.value FROM {from} \
+             JOIN accord_rows r ON r.projection = 'registry' AND r.generation = g.generation \
+               AND r.tbl = 'agents' AND r.key = g.key \
+             WHERE {} ORDER BY g.key LIMIT {l}",
             w.join(" AND ")
         );
         Some(s)

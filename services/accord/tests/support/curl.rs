@@ -13,6 +13,8 @@ pub struct Got {
     /// Every header block curl received (interim `100 Continue` ones included), lowercased.
     pub headers: String,
     pub body: Vec<u8>,
+    /// What curl said on its standard error (why a request got no answer).
+    pub stderr: String,
 }
 
 impl Got {
@@ -67,5 +69,6 @@ pub fn curl(ca: &Path, work: &Path, args: &[&str]) -> Got {
             .unwrap_or_default()
             .to_ascii_lowercase(),
         body: std::fs::read(&body).unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
     }
 }
