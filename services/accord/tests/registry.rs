@@ -301,9 +301,10 @@ async fn agents_register_exactly_what_was_signed_and_discovery_follows_policy() 
         (as_other.status, as_other.kind()),
         (403, "not-this-agent".into())
     );
-    // three refusals in a minute: one record
+    // three refusals within a second: one record (two when they straddle the limiter's
+    // minute boundary; never three)
     let rejected = r.events(from, "RegistrationRejected");
-    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert!((1..=2).contains(&rejected.len()), "{rejected:?}");
     assert_eq!(rejected[0]["data"]["reason"], "capabilities_mismatch");
     assert!(r.events(from, "AgentUpdated").is_empty());
 
@@ -440,11 +441,8 @@ async fn agents_register_exactly_what_was_signed_and_discovery_follows_policy() 
         (refused.status, refused.kind()),
         (403, "credential-not-live".into())
     );
-    assert_eq!(
-        r.events(from, "RegistrationRejected").len(),
-        0,
-        "recorded in this minute already"
-    );
+    // recorded in this minute already (unless a minute boundary passed since)
+    assert!(r.events(from, "RegistrationRejected").len() <= 1);
     // its card is gone for agents; the operator's says revoked, at the revocation's sequence
     assert_eq!(show("beta", &format!("{alpha}/card")).status, 404);
     let auth = format!("authorization: Bearer {}", r.admin());

@@ -284,18 +284,30 @@ fn caller(
     ))
 }
 
-/// Authenticates first, then reads the body: an unauthenticated request is a 401 whatever it
-/// sends.
-async fn register(
-    State(s): St,
-    Path(id): Path<String>,
-    tls: Tls,
-    req: axum::extract::Request,
-) -> Result<Response, Problem> {
-    let agent = agent_id(&id)?;
+/// Reads and drops what is left of a refused request's body (at most `limit` bytes) before the
+/// refusal is sent: over HTTP/2, an answer that leaves the body unread resets the stream,
+/// which clients report as a transport error instead of the problem document.
+async fn drained(req: axum::extract::Request, limit: usize, p: Problem) -> Problem {
+    let _ = axum::body::to_bytes(req.into_body(), limit).await;
+    p
+}
+
+/// Who registers, and that it registers itself.
+fn registrant(
+    s: &RegistryState,
+    id: &str,
+    headers: &HeaderMap,
+    tls: &Tls,
+) -> Result<
+    (
+        accord_authority::registrar::Registrant,
+        Option<accord_authority::registrar::RegistrationProof>,
+    ),
+    Problem,
+> {
+    let agent = agent_id(id)?;
     let path = format!("/v1/registry/agents/{agent}");
-    let headers = req.headers().clone();
-    let (who, proof) = match caller(&s, &headers, &tls, &path, false)? {
+    let (who, proof) = match caller(s, headers, tls, &path, false)? {
         (Caller::Agent(r), proof) => (r, proof),
         (Caller::Operator, _) => return Err(unauthenticated("only the agent registers itself")),
     };
@@ -307,6 +319,22 @@ async fn register(
             "the credential presented is another agent's",
         ));
     }
+    Ok((who, proof))
+}
+
+/// Authenticates first, then reads the body: an unauthenticated request is a 401 whatever it
+/// sends.
+async fn register(
+    State(s): St,
+    Path(id): Path<String>,
+    tls: Tls,
+    req: axum::extract::Request,
+) -> Result<Response, Problem> {
+    let headers = req.headers().clone();
+    let (who, proof) = match registrant(&s, &id, &headers, &tls) {
+        Ok(r) => r,
+        Err(p) => return Err(drained(req, MAX_REGISTRATION, p).await),
+    };
     let body = <JsonBody<RegisterRequest, { MAX_REGISTRATION }> as axum::extract::FromRequest<
         (),
     >>::from_request(req, &())
@@ -372,7 +400,10 @@ async fn show(
 
 async fn search(State(s): St, tls: Tls, req: axum::extract::Request) -> Result<Response, Problem> {
     let headers = req.headers().clone();
-    let (who, proof) = caller(&s, &headers, &tls, "/v1/registry/search", true)?;
+    let (who, proof) = match caller(&s, &headers, &tls, "/v1/registry/search", true) {
+        Ok(c) => c,
+        Err(p) => return Err(drained(req, accord_web::MAX_BODY, p).await),
+    };
     let body =
         <JsonBody<SearchRequest> as axum::extract::FromRequest<()>>::from_request(req, &()).await?;
     spend(&s, proof).await?;
