@@ -71,16 +71,16 @@ impl PgDirectory {
     /// The registry projection's active generation and its checkpoint.
     async fn active(
         &self,
-        client: &tokio_postgres::Client,
+        client: &deadpool_postgres::Object,
     ) -> Result<Option<(i32, u64)>, RegistryError> {
-        let row = client
-            .query_opt(
+        let stmt = client
+            .prepare_cached(
                 "SELECT generation, checkpoint FROM accord_projections
                  WHERE name = 'registry' AND active",
-                &[],
             )
             .await
             .map_err(unavailable)?;
+        let row = client.query_opt(&stmt, &[]).await.map_err(unavailable)?;
         Ok(row.map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1).max(0) as u64)))
     }
 
@@ -251,8 +251,14 @@ impl Index for PgDirectory {
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect();
+        // a statement per shape of query, prepared once per connection (no parse round trip,
+        // and PostgreSQL may settle on a generic plan)
+        let prepared = client
+            .prepare_cached(&stmt.text)
+            .await
+            .map_err(unavailable)?;
         let rows = client
-            .query(&stmt.text, &params)
+            .query(&prepared, &params)
             .await
             .map_err(unavailable)?;
         let entries = rows

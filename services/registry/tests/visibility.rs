@@ -42,7 +42,19 @@ struct Rec {
     visibility: Visibility,
     status: usize,
     caps: BTreeSet<usize>,
+    /// A skill with this tag, when some.
+    tag: Option<usize>,
+    /// Which description.
+    words: usize,
 }
+
+const TAGS: [&str; 3] = ["red", "blue", "green"];
+const WORDS: [&str; 3] = [
+    "Books alpha TRIPS",
+    "plans beta flights",
+    "gamma: 100%_off deals",
+];
+const TEXTS: [&str; 5] = ["trips", "FLIGHTS", "100%_", "a", "%"];
 
 fn visibility() -> impl Strategy<Value = Visibility> {
     prop_oneof![
@@ -62,16 +74,22 @@ fn rec() -> impl Strategy<Value = Rec> {
         // mostly registered
         prop_oneof![4 => Just(0usize), 1 => 0..STATUSES.len()],
         proptest::collection::btree_set(0..CAPS.len(), 0..4),
+        proptest::option::of(0..TAGS.len()),
+        0..WORDS.len(),
     )
-        .prop_map(|(id, owner, team, visibility, status, caps)| Rec {
-            // a version-7-like UUID (what agent ids are); any u128 is a valid UUID
-            id,
-            owner,
-            team,
-            visibility,
-            status,
-            caps,
-        })
+        .prop_map(
+            |(id, owner, team, visibility, status, caps, tag, words)| Rec {
+                // a version-7-like UUID (what agent ids are); any u128 is a valid UUID
+                id,
+                owner,
+                team,
+                visibility,
+                status,
+                caps,
+                tag,
+                words,
+            },
+        )
 }
 
 fn row(r: &Rec) -> Value {
@@ -83,7 +101,8 @@ fn row(r: &Rec) -> Value {
     }
     let mut reg = json!({
         "name": format!("agent-{}", r.id % 1000),
-        "description": "an agent",
+        "description": WORDS[r.words],
+        "skills": r.tag.map(|t| vec![json!({"id": "s", "name": "n", "description": "d", "tags": [TAGS[t]]})]).unwrap_or_default(),
         "capabilities": caps,
         "credential_serial": "4a01",
         "endpoints": [],
@@ -199,6 +218,8 @@ struct Case {
     w: Who,
     sought: BTreeSet<usize>,
     status: Option<usize>,
+    tag: Option<usize>,
+    text: Option<usize>,
     page_size: usize,
 }
 
@@ -210,17 +231,23 @@ fn case() -> impl Strategy<Value = Case> {
         who(),
         proptest::collection::btree_set(0..CAPS.len(), 0..2),
         proptest::option::of(0..STATUSES.len()),
+        proptest::option::weighted(0.25, 0..TAGS.len()),
+        proptest::option::weighted(0.25, 0..TEXTS.len()),
         1usize..6,
     )
-        .prop_map(|(recs, hidden, teams, w, sought, status, page_size)| Case {
-            recs,
-            hidden,
-            teams,
-            w,
-            sought,
-            status,
-            page_size,
-        })
+        .prop_map(
+            |(recs, hidden, teams, w, sought, status, tag, text, page_size)| Case {
+                recs,
+                hidden,
+                teams,
+                w,
+                sought,
+                status,
+                tag,
+                text,
+                page_size,
+            },
+        )
 }
 
 /// Where the records are: the memory directory, or PostgreSQL's rows.
@@ -303,6 +330,8 @@ fn check(backend: &Backend, c: Case) -> Result<(), TestCaseError> {
         w,
         sought,
         status,
+        tag,
+        text,
         page_size,
     } = c;
     // distinct ids
@@ -315,6 +344,8 @@ fn check(backend: &Backend, c: Case) -> Result<(), TestCaseError> {
     let filter = Filter {
         capability: sought.clone(),
         status: status.map(|s| STATUSES[s].to_owned()).into_iter().collect(),
+        tag: tag.map(|t| TAGS[t].to_owned()).into_iter().collect(),
+        text: text.map(|t| TEXTS[t].to_owned()),
         ..Filter::default()
     };
     let rt = &backend.rt;
@@ -325,6 +356,13 @@ fn check(backend: &Backend, c: Case) -> Result<(), TestCaseError> {
     let mut expected = Vec::new();
     for r in &ordered {
         if status.is_some_and(|s| s != r.status) {
+            continue;
+        }
+        if tag.is_some_and(|t| r.tag != Some(t)) {
+            continue;
+        }
+        let text_of = format!("agent-{}\n{}", r.id % 1000, WORDS[r.words]).to_lowercase();
+        if text.is_some_and(|t| !text_of.contains(&TEXTS[t].to_lowercase())) {
             continue;
         }
         let e = accord_registry::Entry::of_row(&Arc::from("org-a"), &row(r)).unwrap();
