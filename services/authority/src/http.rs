@@ -112,7 +112,7 @@ pub fn router(state: ApiState) -> Router {
 
 /// The trace context events of this request carry: the current span's when OpenTelemetry
 /// traces it, else the caller's `traceparent` (a malformed one is ignored).
-fn trace(headers: &HeaderMap) -> Option<TraceParent> {
+pub fn trace(headers: &HeaderMap) -> Option<TraceParent> {
     accord_store::trace::current_traceparent().or_else(|| {
         headers
             .get("traceparent")

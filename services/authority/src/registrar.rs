@@ -119,13 +119,18 @@ fn token(field: &str, v: &str) -> Result<(), IssueError> {
 impl RegisterRequest {
     /// Bounds and shapes, before anything is loaded.
     pub fn check(&self) -> Result<(), IssueError> {
-        token("name", &self.name)?;
+        // the name and capabilities as provisioning and issuance check them: a record may
+        // state anything the ACA could have signed
+        crate::api::check_name(&self.name).map_err(bad)?;
         text("description", &self.description, 4096)?;
-        if self.capabilities.len() > 256 {
-            return Err(bad("at most 256 capabilities"));
+        if self.capabilities.len() > crate::api::MAX_CAPABILITIES {
+            return Err(bad(format!(
+                "at most {} capabilities",
+                crate::api::MAX_CAPABILITIES
+            )));
         }
         for c in &self.capabilities {
-            token("capability", c)?;
+            crate::api::check_capability(c).map_err(bad)?;
         }
         if let Some(o) = &self.owner {
             text("owner.subject", &o.subject, 512)?;

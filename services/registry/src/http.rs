@@ -17,10 +17,11 @@
 
 use std::sync::Arc;
 
+use accord_authority::IssueError;
 use accord_authority::api::LifecycleRequest;
+use accord_authority::http::{problem as aca_problem, trace};
 use accord_authority::registrar::{MAX_REGISTRATION, RegisterRequest};
-use accord_authority::{IssueError, http::problem as aca_problem};
-use accord_events::{Actor, AgentId, TraceParent};
+use accord_events::{Actor, AgentId};
 use accord_web::{JsonBody, Problem, RateLimit, Tokens, bearer};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -89,15 +90,6 @@ pub fn router(state: RegistryState) -> Router {
                 "see the registry's API",
             )
         })
-}
-
-fn trace(headers: &HeaderMap) -> Option<TraceParent> {
-    accord_store::trace::current_traceparent().or_else(|| {
-        headers
-            .get("traceparent")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| TraceParent::parse(v).ok())
-    })
 }
 
 /// The problem document of a registry error.
