@@ -73,6 +73,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/agents/{id}/attestation-nonce", post(nonce))
         .route("/v1/agents/{id}/owner-nonce", post(owner_nonce))
+        .route("/v1/agents/{id}/jwt-svids", post(jwt_svid))
         .route(
             "/v1/agents/{id}/role-grants",
             post(role_grant).route_layer(admin.clone()),
@@ -340,6 +341,34 @@ async fn nonce_of(
         Ok(out) => Ok(created(out)),
         Err(e) => Ok(problem(&e).into_response()),
     }
+}
+
+/// A JWT-SVID for the agent whose WIT and proof the headers carry (`svid.rs`).
+async fn jwt_svid(
+    State(s): St,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<crate::svid::JwtSvidRequest>,
+) -> Result<Response, Problem> {
+    let agent = agent_id(&id)?;
+    let (wit, wpt) = match presented(&headers, "Not authorised for a JWT-SVID") {
+        Ok(Presented::Workload { wit, wpt }) => (wit, wpt),
+        Ok(Presented::Enrollment(_)) => {
+            return Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Not authorised for a JWT-SVID",
+                "a JWT-SVID needs a workload identity token and a proof, not an enrollment token",
+            ));
+        }
+        Err(r) => return Ok(r),
+    };
+    let out = s
+        .authority
+        .jwt_svid(&agent, &wit, &wpt, &body.0, trace(&headers))
+        .await
+        .map_err(|e| problem(&e))?;
+    Ok(created(out))
 }
 
 async fn role_grant(

@@ -115,6 +115,9 @@ pub enum IssueError {
     Signing(String),
     #[error("a dependency is unavailable: {0}")]
     Unavailable(String),
+    /// The domain is not configured for what was asked (e.g. a JWT-SVID under an EdDSA key).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl From<ExecuteError<AgentError>> for IssueError {

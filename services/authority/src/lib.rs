@@ -24,6 +24,7 @@ pub mod profile;
 pub mod proofs;
 pub mod registrar;
 pub mod signer;
+pub mod svid;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testkit;
 pub mod trust;

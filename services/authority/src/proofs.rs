@@ -30,6 +30,8 @@ pub enum Purpose {
     Nats,
     /// A registration in the registry.
     Registration,
+    /// A JWT-SVID (`svid.rs`).
+    JwtSvid,
     /// The slot of an agent's `RegistrationRejected` record in one minute (the rate limit of
     /// those records): spent once per agent per minute.
     RejectionRecord,
@@ -42,6 +44,7 @@ impl Purpose {
             Self::Nonce => "nonce",
             Self::Nats => "nats",
             Self::Registration => "registration",
+            Self::JwtSvid => "jwt-svid",
             Self::RejectionRecord => "rejection-record",
         }
     }

@@ -127,5 +127,10 @@ pub fn problem(e: &IssueError) -> Problem {
             tracing::warn!(error = %d, "dependency unavailable");
             Problem::unavailable()
         }
+        IssueError::Unsupported(_) => p(
+            StatusCode::CONFLICT,
+            "unsupported",
+            "The domain is not configured for this",
+        ),
     }
 }
