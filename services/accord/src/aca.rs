@@ -110,7 +110,7 @@ pub fn revoke_command(args: RevokeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The ACA's URL and TLS CA for the agent commands.
-fn aca_client(a: &AcaArgs, fallback_url: Option<&str>) -> anyhow::Result<Client> {
+pub(crate) fn aca_client(a: &AcaArgs, fallback_url: Option<&str>) -> anyhow::Result<Client> {
     let dev = a.data_dir.as_ref().map(|d| DevPaths::new(d));
     let url = match (&a.url, &dev) {
         (Some(u), _) => u.clone(),
@@ -127,7 +127,7 @@ fn aca_client(a: &AcaArgs, fallback_url: Option<&str>) -> anyhow::Result<Client>
     Ok(Client::new(&url, pem.as_deref())?)
 }
 
-fn key_type(s: &str) -> anyhow::Result<KeyType> {
+pub(crate) fn key_type(s: &str) -> anyhow::Result<KeyType> {
     s.parse::<KeyType>().map_err(usage)
 }
 
@@ -274,6 +274,7 @@ pub fn agent_command(cmd: AgentCommand) -> anyhow::Result<ExitCode> {
             })
         }
         AgentCommand::WatchRevocations(args) => crate::watch::watch_revocations(args),
+        AgentCommand::Sidecar(args) => crate::sidecar::sidecar(*args),
         AgentCommand::OwnerNonce {
             agent_id,
             enrollment_token_file,

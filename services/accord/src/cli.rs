@@ -308,6 +308,57 @@ pub enum AgentCommand {
     /// Follow the domain's revocations over NATS as the agent in --dir (admitted by the ACA's
     /// auth callout); keeps its cursor in --cursor-file so a restart resumes after an outage.
     WatchRevocations(WatchArgs),
+    /// Run beside an agent process that knows nothing of Accord: enroll (when --dir holds no
+    /// credential yet), register (with --name or --record), renew before expiry and register
+    /// again, follow the revocation feed (with --nats-url), and serve the SPIFFE Workload API
+    /// on --socket. One line per step on standard output (JSON with --json).
+    Sidecar(Box<SidecarArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct SidecarArgs {
+    /// The agent's folder (made and filled by enrollment when it holds no credential).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// The Unix socket of the Workload API (SPIFFE_ENDPOINT_SOCKET=unix://<path>).
+    #[arg(long)]
+    pub socket: PathBuf,
+    /// A user id allowed to connect to the socket (repeatable; default: the sidecar's own).
+    #[arg(long = "allow-uid")]
+    pub allow_uids: Vec<u32>,
+    /// The agent to enroll as, when --dir holds no credential.
+    #[arg(long, requires = "enrollment_token_file")]
+    pub agent_id: Option<String>,
+    /// File holding the enrollment token.
+    #[arg(long, requires = "agent_id")]
+    pub enrollment_token_file: Option<PathBuf>,
+    /// p256 (default) or ed25519.
+    #[arg(long, default_value = "p256")]
+    pub key_type: String,
+    /// Ask for these capabilities only (repeatable; default: all provisioned).
+    #[arg(long = "capability")]
+    pub capabilities: Vec<String>,
+    /// The evidence folder for enrollment (see `accord agent enroll`).
+    #[arg(long)]
+    pub evidence_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub record: crate::registry_cmd::RecordArgs,
+    /// The registry's base URL (default with --data-dir: the dev domain's).
+    #[arg(long)]
+    pub registry_url: Option<String>,
+    /// The domain's NATS URL(s), comma-separated: follow the revocation feed.
+    #[arg(long)]
+    pub nats_url: Option<String>,
+    /// Renew at this fraction of the credential's lifetime.
+    #[arg(long, default_value_t = 2.0 / 3.0)]
+    pub renew_at: f64,
+    /// Ask for credentials of this lifetime (default: the ACA's).
+    #[arg(long)]
+    pub lifetime_secs: Option<u64>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub aca: AcaArgs,
 }
 
 #[derive(Debug, Args)]

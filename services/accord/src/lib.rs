@@ -13,6 +13,7 @@ pub mod pki;
 pub mod registry;
 pub mod registry_cmd;
 pub mod runtime;
+pub mod sidecar;
 pub mod tail;
 pub mod telemetry;
 pub mod tools;

@@ -81,6 +81,17 @@ pub struct RegisterArgs {
     /// The agent's folder (what `accord agent enroll --dir` left).
     #[arg(long)]
     pub dir: PathBuf,
+    #[command(flatten)]
+    pub record: RecordArgs,
+    #[command(flatten)]
+    pub target: Target,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a registration says beyond what the credential signed.
+#[derive(Debug, Args, Clone)]
+pub struct RecordArgs {
     /// A JSON file of the record's description: name, description, endpoints, skills,
     /// audience, card (flags below override its members).
     #[arg(long)]
@@ -98,10 +109,6 @@ pub struct RegisterArgs {
     pub visibility: Option<String>,
     #[arg(long)]
     pub team: Option<String>,
-    #[command(flatten)]
-    pub target: Target,
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -221,7 +228,8 @@ fn endpoint(s: &str) -> anyhow::Result<Endpoint> {
     Ok(Endpoint { url, transport })
 }
 
-fn description(a: &RegisterArgs) -> anyhow::Result<Description> {
+/// The record `a` describes (its file, then its flags).
+pub fn description(a: &RecordArgs) -> anyhow::Result<Description> {
     #[derive(serde::Deserialize, Default)]
     #[serde(deny_unknown_fields)]
     struct File {
@@ -290,7 +298,7 @@ pub fn command(cmd: RegistryCommand) -> anyhow::Result<ExitCode> {
             let r = resolve(&a.target)?;
             let dir = AgentDir::new(&a.dir);
             let state = dir.read_state()?;
-            let req = registration(&state, description(&a)?);
+            let req = registration(&state, description(&a.record)?);
             let client = RegistryClient::new(&r.url, &r.ca, &dir, auth(&a.target))?;
             let out = rt.block_on(client.register(&req))?;
             let v = serde_json::to_value(&out)?;

@@ -158,11 +158,7 @@ impl Client {
                     .header("workload-proof-token", wpt)
             }
         };
-        let resp = req.send().await.map_err(|e| AgentError::Unreachable {
-            url: url.clone(),
-            detail: e.to_string(),
-        })?;
-        crate::answer(&url, resp).await
+        crate::send(&url, req).await
     }
 }
 

@@ -17,6 +17,8 @@
 
 pub mod feed;
 pub mod registry;
+pub mod sidecar;
+pub mod workload;
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -48,6 +50,13 @@ pub enum AgentError {
     },
     #[error("the ACA answered something unexpected: {0}")]
     Protocol(String),
+    /// What the agent's side was given does not allow it (a folder without a credential, a
+    /// certificate file without one certificate, ...).
+    #[error("{0}")]
+    Setup(String),
+    /// The SPIFFE Workload API's socket or the revocation feed failed.
+    #[error("{0}")]
+    Service(String),
 }
 
 /// Key types an agent can make.
@@ -109,6 +118,8 @@ impl DomainInfo {
 pub struct Client {
     url: String,
     http: reqwest::Client,
+    /// The lifetime asked for each credential (the ACA's default when `None`).
+    lifetime_secs: Option<u64>,
 }
 
 pub(crate) fn file_err(path: &Path, e: impl std::fmt::Display) -> AgentError {
@@ -181,7 +192,14 @@ impl Client {
         Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
             http,
+            lifetime_secs: None,
         })
+    }
+
+    /// Asks for credentials of this lifetime (the ACA bounds it; its default when `None`).
+    pub fn with_lifetime(mut self, secs: Option<u64>) -> Self {
+        self.lifetime_secs = secs;
+        self
     }
 
     pub fn url(&self) -> &str {
@@ -191,17 +209,38 @@ impl Client {
     /// The domain the ACA serves, with its event-signing keys (`GET /v1/domain`, over the TLS
     /// connection authenticated by the domain's CA).
     pub async fn domain(&self) -> Result<DomainInfo, AgentError> {
-        let url = format!("{}/v1/domain", self.url);
-        let resp = self
+        self.get("/v1/domain").await
+    }
+
+    /// The domain's JWK Set of token keys (`GET /v1/jwks`): what verifies the JWT-SVIDs it
+    /// issues.
+    pub async fn jwks(&self) -> Result<serde_json::Value, AgentError> {
+        self.get("/v1/jwks").await
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, AgentError> {
+        let url = format!("{}{path}", self.url);
+        send(&url, self.http.get(&url)).await
+    }
+
+    /// A JWT-SVID for `audience`, proved by the credential in `dir` (its WIT and a fresh proof
+    /// by its key).
+    pub async fn jwt_svid(
+        &self,
+        dir: &AgentDir,
+        audience: Vec<String>,
+    ) -> Result<accord_authority::svid::JwtSvidResponse, AgentError> {
+        let state = dir.read_state()?;
+        let wit = dir.read_wit()?;
+        let url = format!("{}/v1/agents/{}/jwt-svids", self.url, state.agent_id);
+        let wpt = proof_token(&dir.read_key()?, &wit, &url, None)?;
+        let req = self
             .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| AgentError::Unreachable {
-                url: url.clone(),
-                detail: e.to_string(),
-            })?;
-        answer(&url, resp).await
+            .post(&url)
+            .header("workload-identity-token", wit.trim())
+            .header("workload-proof-token", wpt)
+            .json(&accord_authority::svid::JwtSvidRequest { audience });
+        send(&url, req).await
     }
 
     fn credentials_url(&self, agent: &AgentId) -> String {
@@ -219,11 +258,7 @@ impl Client {
         for (k, v) in headers {
             r = r.header(*k, v);
         }
-        let resp = r.send().await.map_err(|e| AgentError::Unreachable {
-            url: url.clone(),
-            detail: e.to_string(),
-        })?;
-        answer(&url, resp).await
+        send(&url, r).await
     }
 
     /// The first credential, with the enrollment token of the agent's provisioning.
@@ -250,7 +285,7 @@ impl Client {
         let req = CredentialRequest {
             csr: make_csr(pkcs8)?,
             capabilities,
-            lifetime_secs: None,
+            lifetime_secs: self.lifetime_secs,
             evidence,
         };
         self.post(
@@ -297,7 +332,7 @@ impl Client {
         let req = CredentialRequest {
             csr,
             capabilities: None,
-            lifetime_secs: None,
+            lifetime_secs: self.lifetime_secs,
             evidence,
         };
         self.post(
@@ -334,6 +369,18 @@ pub(crate) fn proof_token(
         o.insert("csr".into(), jws::hash_b64(der).into());
     }
     jws::sign(&key, TYP_WPT, &claims).map_err(|e| AgentError::Key(e.to_string()))
+}
+
+/// Sends `req` to `url` and reads its answer ([`answer`]).
+pub(crate) async fn send<T: serde::de::DeserializeOwned>(
+    url: &str,
+    req: reqwest::RequestBuilder,
+) -> Result<T, AgentError> {
+    let resp = req.send().await.map_err(|e| AgentError::Unreachable {
+        url: url.to_owned(),
+        detail: e.to_string(),
+    })?;
+    answer(url, resp).await
 }
 
 /// A JSON answer of the ACA, or its problem document as [`AgentError::Refused`].

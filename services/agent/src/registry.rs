@@ -9,7 +9,7 @@ use accord_authority::registrar::{RegisterRequest, RegisterResponse};
 use accord_events::catalogue::{Audience, CardFields, Endpoint, Skill};
 use accord_registry::{SearchRequest, SearchResponse, ShowResponse};
 
-use crate::{AgentDir, AgentError, AgentState, answer, proof_token};
+use crate::{AgentDir, AgentError, AgentState, proof_token};
 
 /// How the agent proves itself to the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,13 +53,6 @@ pub fn registration(state: &AgentState, d: Description) -> RegisterRequest {
         skills: d.skills,
         audience: d.audience,
         card: d.card.unwrap_or_default(),
-    }
-}
-
-fn unreachable_at(url: &str, e: impl std::fmt::Display) -> AgentError {
-    AgentError::Unreachable {
-        url: url.to_owned(),
-        detail: e.to_string(),
     }
 }
 
@@ -128,8 +121,7 @@ impl RegistryClient {
         for (k, v) in self.headers(path)? {
             req = req.header(k, v);
         }
-        let resp = req.send().await.map_err(|e| unreachable_at(&url, e))?;
-        answer(&url, resp).await
+        crate::send(&url, req).await
     }
 
     /// Registers (or updates) the agent's record.

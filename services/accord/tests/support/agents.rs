@@ -62,8 +62,9 @@ impl AgentDomain {
         c
     }
 
-    /// Provisions and enrolls an agent into `<work>/<name>`; its id.
-    pub fn agent(&self, name: &str) -> String {
+    /// Provisions an agent (capability `feed.read`); its id and the file of its enrollment
+    /// token (`<work>/<name>.token`).
+    pub fn provision(&self, name: &str) -> (String, PathBuf) {
         let token = self.work.join(format!("{name}.token"));
         let id = must(&mut self.cli(&[
             "agent",
@@ -77,6 +78,12 @@ impl AgentDomain {
         ]))
         .trim()
         .to_owned();
+        (id, token)
+    }
+
+    /// Provisions and enrolls an agent into `<work>/<name>`; its id.
+    pub fn agent(&self, name: &str) -> String {
+        let (id, token) = self.provision(name);
         must(&mut self.cli(&[
             "agent",
             "enroll",
