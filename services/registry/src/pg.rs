@@ -1,9 +1,10 @@
 //! The directory in PostgreSQL (ADR 0015): the `registry` projection's rows where the
 //! PostgreSQL projection store keeps them (`accord_rows`), and the typed table a trigger
 //! derives from them in the same transaction (`accord_registry_records`, migration
-//! `0003_registry.sql`), queried with the requester's visibility and the query's terms as SQL
-//! over that table's indexes. The same projection code writes these rows and the memory
-//! store's.
+//! `0003_registry.sql`) with its terms in key order (`accord_registry_terms`, migration
+//! `0005_registry_terms.sql`), queried with the requester's visibility and the query's terms
+//! as SQL over those indexes, one statement and one round trip per page. The same projection
+//! code writes these rows and the memory store's.
 //!
 //! Every value of a query is a bound parameter; the statement's shape only depends on which
 //! terms the query has.
@@ -11,7 +12,7 @@
 use std::sync::Arc;
 
 use accord_store::projection::postgres::PgStore;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 
 use crate::RegistryError;
 use crate::directory::{Entry, Index};
@@ -47,15 +48,33 @@ fn like_literal(s: &str) -> String {
     out
 }
 
+/// A value of a statement, with its PostgreSQL type (statements are sent typed: one round
+/// trip, planned for their values).
+trait Param: ToSql + Sync + Send + 'static {
+    const TYPE: Type;
+}
+
+impl Param for String {
+    const TYPE: Type = Type::TEXT;
+}
+
+impl Param for Vec<String> {
+    const TYPE: Type = Type::TEXT_ARRAY;
+}
+
+impl Param for i64 {
+    const TYPE: Type = Type::INT8;
+}
+
 /// A statement under construction: its SQL and its parameters.
 struct Sql {
     text: String,
-    params: Vec<Box<dyn ToSql + Sync + Send>>,
+    params: Vec<(Box<dyn ToSql + Sync + Send>, Type)>,
 }
 
 impl Sql {
-    fn bind(&mut self, v: impl ToSql + Sync + Send + 'static) -> String {
-        self.params.push(Box::new(v));
+    fn bind<P: Param>(&mut self, v: P) -> String {
+        self.params.push((Box::new(v), P::TYPE));
         format!("${}", self.params.len())
     }
 }
@@ -84,14 +103,10 @@ impl PgDirectory {
         Ok(row.map(|r| (r.get::<_, i32>(0), r.get::<_, i64>(1).max(0) as u64)))
     }
 
-    fn statement(
-        &self,
-        generation: i32,
-        q: &Query,
-        v: &Visible,
-        after: Option<u128>,
-        limit: usize,
-    ) -> Option<Sql> {
+    /// The query as one statement over the active generation (read in the same statement, so
+    /// in the same snapshot as the rows): it answers `(checkpoint, value)` rows, one row with a
+    /// null value when nothing matches, none when the projection has no active generation.
+    fn statement(&self, q: &Query, v: &Visible, after: Option<u128>, limit: usize) -> Option<Sql> {
         let mut s = Sql {
             text: String::new(),
             params: Vec::new(),
@@ -100,8 +115,7 @@ impl PgDirectory {
         if !q.domains.is_empty() && !q.domains.iter().any(|d| **d == *self.domain) {
             return None;
         }
-        let g = s.bind(generation);
-        let mut w = vec![format!("g.generation = {g}")];
+        let mut w = vec!["g.generation = a.generation".to_owned()];
         let after_key = after.map(|a| s.bind(uuid::Uuid::from_u128(a).to_string()));
         if let Some(p) = &after_key {
             w.push(format!("g.key > {p}"));
@@ -184,7 +198,32 @@ impl PgDirectory {
             "EXISTS (SELECT 1 FROM unnest(g.capabilities) c WHERE NOT (c LIKE ANY({hp})){sought})"
         ));
         let l = s.bind(i64::try_from(limit).unwrap_or(i64::MAX));
-        let from = if terms.is_empty() {
+        // one capability, tag or skill: walk that term's keys in order (migration 0005) and
+        // stop after a page
+        let driver = match (&q.capabilities[..], &q.tags[..], &q.skills[..]) {
+            ([c], _, _) => Some(('c', c)),
+            (_, [t], _) => Some(('t', t)),
+            (_, _, [k]) => Some(('s', k)),
+            _ => None,
+        };
+        let from = if let Some((kind, term)) = driver {
+            let p = s.bind(term.clone());
+            let after = after_key
+                .as_ref()
+                .map(|a| format!(" AND t.key > {a}"))
+                .unwrap_or_default();
+            let mut all = w.clone();
+            all.extend(terms.iter().map(|t| format!("g.{t}")));
+            let inner = format!(
+                "(SELECT g.* FROM accord_registry_terms t \
+                   JOIN accord_registry_records g ON g.generation = t.generation AND g.key = t.key \
+                   WHERE t.generation = a.generation AND t.kind = '{kind}' AND t.term = {p}{after} \
+                     AND {} ORDER BY t.key LIMIT {l}) g",
+                all.join(" AND ")
+            );
+            w = vec!["true".to_owned()];
+            inner
+        } else if terms.is_empty() {
             "accord_registry_records g".to_owned()
         } else {
             // a term's index gives the candidates first, then they are ordered (the planner
@@ -204,10 +243,14 @@ impl PgDirectory {
             inner
         };
         s.text = format!(
-            "SELECT r.value FROM {from} \
-             JOIN accord_rows r ON r.projection = 'registry' AND r.generation = g.generation \
-               AND r.tbl = 'agents' AND r.key = g.key \
-             WHERE {} ORDER BY g.key LIMIT {l}",
+            "WITH a AS (SELECT generation, checkpoint FROM accord_projections \
+                        WHERE name = 'registry' AND active) \
+             SELECT a.checkpoint, x.value FROM a LEFT JOIN LATERAL (\
+               SELECT g.key, r.value FROM {from} \
+               JOIN accord_rows r ON r.projection = 'registry' AND r.generation = g.generation \
+                 AND r.tbl = 'agents' AND r.key = g.key \
+               WHERE {} ORDER BY g.key LIMIT {l}) x ON true \
+             ORDER BY x.key",
             w.join(" AND ")
         );
         Some(s)
@@ -240,30 +283,42 @@ impl Index for PgDirectory {
         limit: usize,
     ) -> Result<(Vec<Arc<Entry>>, u64), RegistryError> {
         let client = self.store.connection().await.map_err(unavailable)?;
-        let Some((generation, seq)) = self.active(&client).await? else {
-            return Ok((Vec::new(), 0));
+        let Some(stmt) = self.statement(q, v, after, limit) else {
+            // nothing this requester may see here: only the position
+            return Ok((
+                Vec::new(),
+                self.active(&client).await?.map_or(0, |(_, s)| s),
+            ));
         };
-        let Some(stmt) = self.statement(generation, q, v, after, limit) else {
-            return Ok((Vec::new(), seq));
-        };
-        let params: Vec<&(dyn ToSql + Sync)> = stmt
-            .params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect();
-        // a statement per shape of query, prepared once per connection (no parse round trip,
-        // and PostgreSQL may settle on a generic plan)
-        let prepared = client
-            .prepare_cached(&stmt.text)
-            .await
-            .map_err(unavailable)?;
-        let rows = client
-            .query(&prepared, &params)
-            .await
-            .map_err(unavailable)?;
+        // a text is planned for its value (sent typed and unnamed, one round trip): how common
+        // it is decides between the trigram index and a walk in key order, and a generic plan
+        // cannot tell; every other shape has one good plan (a term's index first, else the key
+        // order), so it is prepared once per connection and planned once
+        let rows = if q.text.is_some() {
+            let params: Vec<(&(dyn ToSql + Sync), Type)> = stmt
+                .params
+                .iter()
+                .map(|(p, t)| (p.as_ref() as &(dyn ToSql + Sync), t.clone()))
+                .collect();
+            client.query_typed(&stmt.text, &params).await
+        } else {
+            let params: Vec<&(dyn ToSql + Sync)> = stmt
+                .params
+                .iter()
+                .map(|(p, _)| p.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            let prepared = client
+                .prepare_cached(&stmt.text)
+                .await
+                .map_err(unavailable)?;
+            client.query(&prepared, &params).await
+        }
+        .map_err(unavailable)?;
+        let seq = rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64);
         let entries = rows
             .iter()
-            .filter_map(|r| Entry::of_row(&self.domain, &r.get::<_, serde_json::Value>(0)))
+            .filter_map(|r| r.get::<_, Option<serde_json::Value>>(1))
+            .filter_map(|v| Entry::of_row(&self.domain, &v))
             .map(Arc::new)
             .collect();
         Ok((entries, seq))
