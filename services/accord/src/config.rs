@@ -25,6 +25,7 @@ const SECTIONS: &[&str] = &[
     "http",
     "telemetry",
     "projections",
+    "registry",
 ];
 
 #[derive(Debug, thiserror::Error)]

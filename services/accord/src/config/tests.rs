@@ -114,6 +114,15 @@ fn environment_overrides_apply_and_are_checked() {
     assert!(e.to_string().contains("replicas"), "{e}");
     let e = load(&p, &[("ACCORD_COLOUR__X".into(), "1".into())]).unwrap_err();
     assert!(e.to_string().contains("colour"), "{e}");
+    // every section of the file may be set from the environment, [registry] too (it was
+    // refused as an unknown section); here it lacks its listener, which is what is reported
+    let e = load(
+        &p,
+        &[("ACCORD_REGISTRY__RATE_LIMIT_PER_MINUTE".into(), "9".into())],
+    )
+    .unwrap_err();
+    assert!(!e.to_string().contains("no section"), "{e}");
+    assert!(e.to_string().contains("listen"), "{e}");
 }
 
 #[test]
