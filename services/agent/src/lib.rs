@@ -349,7 +349,7 @@ impl Client {
 
 /// A workload proof token (`wpt+jwt`) by the agent's key: for `aud`, bound to `wit` (and to the
 /// request's CSR, when one is given), living one minute, with a fresh `jti`.
-pub(crate) fn proof_token(
+pub fn proof_token(
     pkcs8: &[u8],
     wit: &str,
     aud: &str,

@@ -57,6 +57,7 @@ struct Args {
 struct Domain {
     child: Option<Child>,
     url: String,
+    registry_url: String,
     http: reqwest::Client,
     admin: String,
     /// The SoftHSM2 token to delete afterwards.
@@ -78,6 +79,7 @@ impl Domain {
         }
         // the per-client limit would stop a load generator on one address
         cmd.env("ACCORD_AUTHORITY__RATE_LIMIT_PER_MINUTE", "100000000")
+            .env("ACCORD_REGISTRY__RATE_LIMIT_PER_MINUTE", "100000000")
             .env("ACCORD_TOOLS_DIR", accord_testkit::tools_dir())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.with_extension("stderr.log"))?);
@@ -90,6 +92,7 @@ impl Domain {
         let mut d = Self {
             child: Some(child),
             url: String::new(),
+            registry_url: String::new(),
             http: reqwest::Client::new(),
             admin: String::new(),
             hsm_token,
@@ -102,6 +105,10 @@ impl Domain {
         d.url = endpoints["http_url"]
             .as_str()
             .context("no http_url")?
+            .to_owned();
+        d.registry_url = endpoints["registry_url"]
+            .as_str()
+            .context("no registry_url")?
             .to_owned();
         let pem = std::fs::read(dir.join("tls/ca.pem"))?;
         d.http = reqwest::Client::builder()
@@ -184,13 +191,14 @@ impl Domain {
         agents: Arc<Vec<Enrollee>>,
         conns: usize,
         kit: Option<Arc<EvidenceKit>>,
-    ) -> anyhow::Result<(Duration, Latency)> {
+    ) -> anyhow::Result<(Duration, Latency, Vec<Value>)> {
         let next = Arc::new(AtomicUsize::new(0));
+        let answers = Arc::new(std::sync::Mutex::new(vec![Value::Null; agents.len()]));
         let start = Instant::now();
         let workers: Vec<_> = (0..conns)
             .map(|_| {
                 let (agents, next, http) = (agents.clone(), next.clone(), self.http.clone());
-                let kit = kit.clone();
+                let (kit, answers) = (kit.clone(), answers.clone());
                 tokio::spawn(async move {
                     let mut lat = Latency::new();
                     loop {
@@ -244,6 +252,9 @@ impl Domain {
                                 String::from_utf8_lossy(&body)
                             );
                         }
+                        if let Ok(mut a) = answers.lock() {
+                            a[i] = serde_json::from_slice(&body)?;
+                        }
                     }
                 })
             })
@@ -252,6 +263,71 @@ impl Domain {
         for w in workers {
             let lat = w.await??;
             all.merge(&lat);
+        }
+        let elapsed = start.elapsed();
+        let answers = std::mem::take(&mut *answers.lock().map_err(|_| anyhow!("poisoned"))?);
+        Ok((elapsed, all, answers))
+    }
+
+    /// Registers each enrolled agent (its key, its credential answer), `conns` at a time over
+    /// keep-alive connections, by WIT and a fresh proof each: (elapsed, latency).
+    async fn register_all(
+        &self,
+        agents: Arc<Vec<(Vec<u8>, Value)>>,
+        conns: usize,
+    ) -> anyhow::Result<(Duration, Latency)> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let start = Instant::now();
+        let workers: Vec<_> = (0..conns)
+            .map(|_| {
+                let (agents, next, http) = (agents.clone(), next.clone(), self.http.clone());
+                let base = self.registry_url.clone();
+                tokio::spawn(async move {
+                    let mut lat = Latency::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((key, c)) = agents.get(i) else {
+                            return Ok::<_, anyhow::Error>(lat);
+                        };
+                        let t = Instant::now();
+                        let url = format!(
+                            "{base}/v1/registry/agents/{}",
+                            c["agent_id"].as_str().context("agent_id")?
+                        );
+                        let wit = c["wit"].as_str().context("wit")?;
+                        let wpt = accord_agent::proof_token(key, wit, &url, None)?;
+                        let body = json!({
+                            "name": AGENT_NAME,
+                            "description": "a benchmark agent",
+                            "capabilities": c["capabilities"],
+                            "owner": c["owner"],
+                            "aibom_digest": c["aibom_digest"],
+                            "endpoints": [{"url": format!("https://a{i}.bench.example/a2a"),
+                                           "transport": "JSONRPC"}],
+                        });
+                        let r = http
+                            .put(&url)
+                            .header("workload-identity-token", wit)
+                            .header("workload-proof-token", wpt)
+                            .json(&body)
+                            .send()
+                            .await?;
+                        let status = r.status();
+                        let body = r.bytes().await?;
+                        lat.since(t);
+                        if !status.is_success() {
+                            bail!(
+                                "registration answered {status}: {}",
+                                String::from_utf8_lossy(&body)
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut all = Latency::new();
+        for w in workers {
+            all.merge(&w.await??);
         }
         Ok((start.elapsed(), all))
     }
@@ -359,6 +435,7 @@ impl Raw {
 struct Enrollee {
     url: String,
     token: String,
+    key: Vec<u8>,
     csr: String,
     evidence: Option<Value>,
 }
@@ -370,6 +447,8 @@ struct Run {
     raw_rate: f64,
     raw_latency: Latency,
     backend: String,
+    /// Registrations of the timed agents (the first run only): rate and latency.
+    registration: Option<(f64, Latency)>,
 }
 
 async fn run(args: &Args, accord: &Path, hsm: bool, evidence: bool) -> anyhow::Result<Run> {
@@ -418,6 +497,7 @@ async fn run(args: &Args, accord: &Path, hsm: bool, evidence: bool) -> anyhow::R
         agents.push(Enrollee {
             url,
             token,
+            key,
             csr,
             evidence,
         });
@@ -428,8 +508,21 @@ async fn run(args: &Args, accord: &Path, hsm: bool, evidence: bool) -> anyhow::R
         "bench-issuance: {label}: enrolling {} agents, {conns} at a time",
         timed.len()
     );
-    let (elapsed, latency) = d.enroll_all(Arc::new(timed), conns, kit).await?;
-    let rate = rate(args.credentials as u64, elapsed);
+    let timed = Arc::new(timed);
+    let (elapsed, latency, answers) = d.enroll_all(timed.clone(), conns, kit).await?;
+    let issued = rate(args.credentials as u64, elapsed);
+    let registration = if !hsm && !evidence {
+        eprintln!(
+            "bench-issuance: {label}: registering {} agents, {conns} at a time",
+            timed.len()
+        );
+        let agents: Vec<(Vec<u8>, Value)> =
+            timed.iter().map(|a| a.key.clone()).zip(answers).collect();
+        let (elapsed, lat) = d.register_all(Arc::new(agents), conns).await?;
+        Some((rate(args.credentials as u64, elapsed), lat))
+    } else {
+        None
+    };
     d.stop();
 
     // the same keys, opened as the domain opens them
@@ -465,11 +558,12 @@ async fn run(args: &Args, accord: &Path, hsm: bool, evidence: bool) -> anyhow::R
     drop(d);
     Ok(Run {
         label,
-        rate,
+        rate: issued,
         latency,
         raw_rate,
         raw_latency,
         backend,
+        registration,
     })
 }
 
@@ -521,6 +615,27 @@ async fn main() -> anyhow::Result<()> {
                 String::new()
             },
         });
+        if let Some((reg, lat)) = &r.registration {
+            rows.push(Row {
+                name: format!(
+                    "registration over HTTPS (WIT + proof, checked against the credential), {} \
+                     concurrent keep-alive clients (issue 15)",
+                    args.concurrency
+                ),
+                value: format!(
+                    "{} (p50 {} / p99 {})",
+                    fmt_rate(*reg),
+                    fmt_dur(lat.p(0.5)),
+                    fmt_dur(lat.p(0.99))
+                ),
+                baseline: format!(
+                    "issuance of the same agents, same run: {}",
+                    fmt_rate(r.rate)
+                ),
+                ratio: format!("{:.2}", reg / r.rate),
+                goal: String::new(),
+            });
+        }
         if r.label == "software, full evidence" {
             rows.push(Row {
                 name: "full evidence pipeline vs proof of possession only (issue 6)".into(),

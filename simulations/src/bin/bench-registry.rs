@@ -66,6 +66,16 @@ struct Args {
     /// Skip PostgreSQL.
     #[arg(long)]
     no_pg: bool,
+    /// An existing PostgreSQL database to replay into and query (kept afterwards, e.g. for
+    /// `EXPLAIN`); default: a private server started for the run.
+    #[arg(long)]
+    pg_url: Option<String>,
+    /// Skip the in-memory directory's load runs (its replay still runs).
+    #[arg(long)]
+    no_memory_load: bool,
+    /// Concurrent workers of the closed-loop capacity runs (0: none).
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
 }
 
 const OWNERS: usize = 2_000;
@@ -228,6 +238,15 @@ fn pdp() -> anyhow::Result<Pdp> {
 
 /// One query of the mix, as the agent of a random owner.
 fn query(rng: &mut Rng, page_size: usize) -> (Requester, SearchRequest) {
+    let shape = rng.below(4);
+    query_of(rng, page_size, shape)
+}
+
+/// The kinds of query in the mix.
+const SHAPES: [&str; 4] = ["one capability", "one tag", "a text", "anything"];
+
+/// A query of one shape (an index of [`SHAPES`]).
+fn query_of(rng: &mut Rng, page_size: usize, shape: usize) -> (Requester, SearchRequest) {
     let owner = rng.below(OWNERS);
     let requester = Requester {
         id: format!("spiffe://bench.example/agent/requester-{owner}"),
@@ -236,7 +255,7 @@ fn query(rng: &mut Rng, page_size: usize) -> (Requester, SearchRequest) {
         caller_type: Some("agent".into()),
         ..Requester::default()
     };
-    let filter = match rng.below(4) {
+    let filter = match shape {
         0 => Filter {
             capability: vec![format!("cap.{}", rng.below(CAPABILITIES))],
             ..Filter::default()
@@ -296,6 +315,63 @@ where
     (lat, errors, results)
 }
 
+/// Closed loop: `workers` tasks each asking the next query as soon as the last is answered,
+/// for `secs`; queries answered per second.
+async fn capacity<F, Fut>(workers: usize, secs: u64, page_size: usize, run: F) -> f64
+where
+    F: Fn(Requester, SearchRequest) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<usize>> + Send,
+{
+    let until = Instant::now() + Duration::from_secs(secs);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let run = run.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (w as u64 + 1));
+            let mut n = 0u64;
+            while Instant::now() < until {
+                let (req, q) = query(&mut rng, page_size);
+                if run(req, q).await.is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut n = 0;
+    for t in tasks {
+        n += t.await.unwrap_or(0);
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Each shape of query alone, one at a time without the policy (the directory's own time):
+/// mean and p99 over `n` queries each.
+async fn per_shape(index: &Arc<dyn Index>, page_size: usize, n: usize) -> Vec<(String, Latency)> {
+    let mut out = Vec::new();
+    for (shape, name) in SHAPES.iter().enumerate() {
+        let mut rng = Rng(0x51_7cc1_b727_220a ^ shape as u64);
+        let mut lat = Latency::new();
+        for _ in 0..n {
+            let (_, q) = query_of(&mut rng, page_size, shape);
+            let Ok((query, size)) = q.query() else {
+                continue;
+            };
+            let t = Instant::now();
+            if index
+                .scan(&query, &unfiltered(), None, size + 1)
+                .await
+                .is_ok()
+            {
+                lat.since(t);
+            }
+        }
+        out.push(((*name).to_owned(), lat));
+    }
+    out
+}
+
 /// The same query without the policy: the directory alone, every record visible.
 fn unfiltered() -> Visible {
     Visible {
@@ -333,18 +409,17 @@ async fn discovery_rows(
         PageTokens::new(key),
         "bench",
     ));
-    // warm up (the PDP's per-thread evaluators, PostgreSQL's caches)
-    let _ = load(200, 1, args.page_size, {
+    // the whole path, and the directory alone (every record visible, no PDP)
+    let policy = {
         let d = d.clone();
-        move |r, q| {
+        move |r: Requester, q: SearchRequest| {
             let d = d.clone();
             async move { Ok(d.search(&r, &q).await?.agents.len()) }
         }
-    })
-    .await;
-    let (raw, raw_err, raw_n) = load(args.rate, args.seconds, args.page_size, {
+    };
+    let raw = {
         let index = index.clone();
-        move |_r, q| {
+        move |_r: Requester, q: SearchRequest| {
             let index = index.clone();
             async move {
                 let (query, size) = q.query()?;
@@ -355,25 +430,44 @@ async fn discovery_rows(
                     .len())
             }
         }
-    })
-    .await;
-    let (pol, pol_err, pol_n) = load(args.rate, args.seconds, args.page_size, {
-        let d = d.clone();
-        move |r, q| {
-            let d = d.clone();
-            async move { Ok(d.search(&r, &q).await?.agents.len()) }
-        }
-    })
-    .await;
+    };
+    // warm up (the PDP's per-thread evaluators, PostgreSQL's caches)
+    let _ = load(200, 1, args.page_size, policy.clone()).await;
+    let (raw_lat, raw_err, raw_n) =
+        load(args.rate, args.seconds, args.page_size, raw.clone()).await;
+    let (pol, pol_err, pol_n) = load(args.rate, args.seconds, args.page_size, policy.clone()).await;
+    for (name, lat) in per_shape(&index, args.page_size, 200).await {
+        rows.push(Row {
+            name: format!("{label}: {name}, one query at a time without the policy, p50 / p99"),
+            value: format!("{} / {}", fmt_dur(lat.p(0.5)), fmt_dur(lat.p(0.99))),
+            baseline: String::new(),
+            ratio: String::new(),
+            goal: String::new(),
+        });
+    }
+    if args.workers > 0 {
+        let raw_cap = capacity(args.workers, args.seconds, args.page_size, raw).await;
+        let pol_cap = capacity(args.workers, args.seconds, args.page_size, policy).await;
+        rows.push(Row {
+            name: format!(
+                "{label}: closed-loop capacity, {} workers, with the policy (unfiltered beside)",
+                args.workers
+            ),
+            value: format!("{pol_cap:.0} queries/s"),
+            baseline: format!("{raw_cap:.0} queries/s"),
+            ratio: format!("{:.2}", pol_cap / raw_cap.max(1e-9)),
+            goal: format!(">= {} queries/s", args.rate),
+        });
+    }
     let total = args.rate * args.seconds;
     for (q, name) in [(0.5, "p50"), (0.99, "p99")] {
         rows.push(Row {
             name: format!("{label}: discovery {name} with the policy (unfiltered beside)"),
             value: fmt_dur(pol.p(q)),
-            baseline: fmt_dur(raw.p(q)),
+            baseline: fmt_dur(raw_lat.p(q)),
             ratio: format!(
                 "{:.2}",
-                pol.p(q).as_secs_f64() / raw.p(q).as_secs_f64().max(1e-9)
+                pol.p(q).as_secs_f64() / raw_lat.p(q).as_secs_f64().max(1e-9)
             ),
             goal: if name == "p99" {
                 format!("{goal_p99}; filtered <= 2x unfiltered")
@@ -498,30 +592,40 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("memory directory: {} records", dir.len());
     let pdp = pdp()?;
     let mem_index: Arc<dyn Index> = dir.clone();
-    discovery_rows(
-        "memory",
-        mem_index.clone(),
-        &pdp,
-        &args,
-        "p99 < 5 ms",
-        &mut rows,
-    )
-    .await?;
-
-    // revoke-to-absence, memory
     let n = args.revocations.min(seeded.agents.len() / 2);
-    let (absent, append) = revoke_to_absence(&store, &mem_index, &seeded.agents[..n]).await?;
-    rows.push(Row {
+    if !args.no_memory_load {
+        discovery_rows(
+            "memory",
+            mem_index.clone(),
+            &pdp,
+            &args,
+            "p99 < 5 ms",
+            &mut rows,
+        )
+        .await?;
+
+        // revoke-to-absence, memory
+        let (absent, append) = revoke_to_absence(&store, &mem_index, &seeded.agents[..n]).await?;
+        rows.push(Row {
         name: "memory: revoke call to the record's absence from discovery, p50 / p99 (append alone beside)".into(),
         value: format!("{} / {}", fmt_dur(absent.p(0.5)), fmt_dur(absent.p(0.99))),
         baseline: format!("{} / {}", fmt_dur(append.p(0.5)), fmt_dur(append.p(0.99))),
         ratio: format!("{:.2}", absent.p(0.99).as_secs_f64() / append.p(0.99).as_secs_f64().max(1e-9)),
         goal: "p99 < 10 ms".into(),
     });
+    }
 
     if !args.no_pg {
-        let pg = accord_testkit::PgServer::start();
-        let url = pg.create_database("registry");
+        let mut _private = None;
+        let url = match &args.pg_url {
+            Some(u) => u.clone(),
+            None => {
+                let pg = accord_testkit::PgServer::start();
+                let url = pg.create_database("registry");
+                _private = Some(pg);
+                url
+            }
+        };
         let pgs = Arc::new(PgStore::new(&url, 8, &PgTls::dangerous_plaintext_local())?);
         pgs.migrate().await?;
         let t = Instant::now();
@@ -541,7 +645,8 @@ async fn main() -> anyhow::Result<()> {
             goal: String::new(),
         });
         let c = pgs.connection().await?;
-        c.batch_execute("ANALYZE accord_rows").await?;
+        c.batch_execute("ANALYZE accord_rows; ANALYZE accord_registry_records")
+            .await?;
         let pg_index: Arc<dyn Index> = Arc::new(PgDirectory::new(pgs.clone(), "bench"));
         discovery_rows(
             "PostgreSQL",
