@@ -171,10 +171,34 @@ pub fn write_secret(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// Ports for a new dev domain, each free when picked and distinct from the others (each
+/// picked port stays bound until all are picked). They are drawn from 20000–31999, below the
+/// kernel's ephemeral range (32768–60999 by default): between the pick and the moment the
+/// domain's servers bind them, neither an outgoing connection's local port nor another
+/// process's bind to port 0 can take them. A port taken from the ephemeral range was once
+/// taken meanwhile ("Address already in use" at start).
+#[derive(Default)]
+struct Ports(Vec<std::net::TcpListener>);
+
+impl Ports {
+    fn pick(&mut self) -> anyhow::Result<u16> {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let start = h.finish();
+        for i in 0..256u64 {
+            let port = 20_000 + ((start.wrapping_add(i * 7_919)) % 12_000) as u16;
+            if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+                self.0.push(l);
+                return Ok(port);
+            }
+        }
+        // a crowded range: any free port
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = l.local_addr()?.port();
+        self.0.push(l);
+        Ok(port)
+    }
 }
 
 /// Options of `accord dev`.
@@ -242,7 +266,7 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(DevPaths, DevState, FolderL
             .with_context(|| format!("reading {}", paths.state().display()))?;
         if state.registry_port == 0 {
             // a folder from before the registry: it gets its port now, and keeps it
-            state.registry_port = free_port()?;
+            state.registry_port = Ports::default().pick()?;
             std::fs::write(paths.state(), serde_json::to_vec_pretty(&state)?)?;
         }
         if state.domain != opts.domain && opts.domain.as_str() != "dev" {
@@ -255,15 +279,17 @@ pub fn prepare(opts: &DevOptions) -> anyhow::Result<(DevPaths, DevState, FolderL
         }
         state
     } else {
+        let mut ports = Ports::default();
         let state = DevState {
             domain: opts.domain.clone(),
             trust_domain: opts.trust_domain.clone(),
-            nats_port: opts.nats_port.map_or_else(free_port, Ok)?,
-            monitor_port: free_port()?,
-            http_port: opts.http_port.map_or_else(free_port, Ok)?,
-            registry_port: free_port()?,
+            nats_port: opts.nats_port.map_or_else(|| ports.pick(), Ok)?,
+            monitor_port: ports.pick()?,
+            http_port: opts.http_port.map_or_else(|| ports.pick(), Ok)?,
+            registry_port: ports.pick()?,
             hsm: opts.hsm,
         };
+        drop(ports);
         init(&paths, &state)?;
         std::fs::write(paths.state(), serde_json::to_vec_pretty(&state)?)?;
         state

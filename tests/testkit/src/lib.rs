@@ -52,8 +52,20 @@ pub fn python() -> Command {
     c
 }
 
-/// A TCP port free on 127.0.0.1 right now.
+/// A TCP port free on 127.0.0.1 right now, from 20000–31999: below the kernel's ephemeral
+/// range, so that between this pick and the server's bind neither an outgoing connection nor
+/// another process's bind to port 0 takes it (as `accord dev` picks its ports).
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    let start = h.finish();
+    for i in 0..256u64 {
+        let port = 20_000 + ((start.wrapping_add(i * 7_919)) % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
