@@ -189,7 +189,7 @@ async fn sse_revocations_carry_the_signed_event_and_a_client_holds_at_most_four_
         std::fs::write(&f, bytes).unwrap();
         accord_testkit::python()
             .arg(root().join("tests/python/check_events.py"))
-            .args(["--key", &key])
+            .arg(format!("--key={key}"))
             .arg(&f)
             .output()
             .unwrap()
